@@ -1,0 +1,130 @@
+//! The customer's account, viewing history and DRM checks.
+
+use std::sync::Arc;
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use super::CloudPay;
+use super::auth::CloudPayAuth;
+use super::error::CloudPayError;
+use super::wire::{Account, AccountPatch, DrmValidation, Order, ResumeEntry, ResumeList};
+use crate::core::{AccountChanges, CustomFieldChange};
+use crate::store::SortOrder;
+
+#[derive(Tags)]
+enum AccountTags {
+    /// The customer's own account.
+    Account,
+    /// Playback: what the customer watched and may watch.
+    Playback,
+}
+
+#[derive(ApiResponse)]
+enum AccountUpdated {
+    /// Updated; the account without its subscriptions.
+    #[oai(status = 202)]
+    Accepted(Json<Account>),
+}
+
+pub(crate) struct AccountApi(pub(crate) Arc<CloudPay>);
+
+#[OpenApi]
+impl AccountApi {
+    /// Return my account details
+    ///
+    /// The customer's email, names, custom fields (with their UUIDs for updates), billing
+    /// details, subscriptions and entitlements.
+    #[oai(path = "/api/v1/account", method = "get", tag = "AccountTags::Account", operation_id = "get-api-v1-account")]
+    async fn account(
+        &self,
+        auth: CloudPayAuth,
+        /// Language code.
+        #[oai(name = "lang")]
+        _lang: Query<Option<String>>,
+    ) -> Result<Json<Account>, CloudPayError> {
+        let view = self.0.core.account(&auth.credential()?).await?;
+        Ok(Json(Account::from_view(&view, true)))
+    }
+
+    /// Update my account details
+    ///
+    /// Changes `FirstName`, `LastName` and custom fields (by their `Id`). The email belongs to
+    /// the identity provider and cannot be changed here. A request with any invalid part
+    /// changes nothing.
+    #[oai(path = "/api/v1/account", method = "patch", tag = "AccountTags::Account", operation_id = "put-api-v1-account")]
+    async fn update_account(
+        &self,
+        auth: CloudPayAuth,
+        body: Json<AccountPatch>,
+        /// Language code.
+        #[oai(name = "lang")]
+        _lang: Query<Option<String>>,
+    ) -> Result<AccountUpdated, CloudPayError> {
+        let patch = body.0;
+        let changes = AccountChanges {
+            first_name: patch.first_name,
+            last_name: patch.last_name,
+            email: patch.email_address,
+            custom_fields: patch
+                .custom_fields
+                .unwrap_or_default()
+                .into_iter()
+                .map(|field| CustomFieldChange {
+                    id: field.id,
+                    value: field.value,
+                })
+                .collect(),
+        };
+        let view = self.0.core.update_account(&auth.credential()?, changes).await?;
+        Ok(AccountUpdated::Accepted(Json(Account::from_view(&view, false))))
+    }
+
+    /// Continue watching
+    ///
+    /// The entries the customer played, newest first unless `order=asc`; `page` starts at 1,
+    /// `size` is 1 to 100 (default 20).
+    #[oai(path = "/api/v1/resume", method = "get", tag = "AccountTags::Playback", operation_id = "get-user-userId-entries")]
+    async fn resume(
+        &self,
+        auth: CloudPayAuth,
+        order: Query<Option<Order>>,
+        page: Query<Option<u64>>,
+        size: Query<Option<u64>>,
+    ) -> Result<Json<ResumeList>, CloudPayError> {
+        let order = order.0.unwrap_or(Order::Desc);
+        let sort = match order {
+            Order::Asc => SortOrder::Ascending,
+            Order::Desc => SortOrder::Descending,
+        };
+        let page = self
+            .0
+            .core
+            .resume(&auth.credential()?, sort, page.0.unwrap_or(1), size.0.unwrap_or(20))
+            .await?;
+        Ok(Json(ResumeList {
+            page: page.page,
+            size: page.size,
+            order,
+            entries: page.views.iter().map(ResumeEntry::from).collect(),
+        }))
+    }
+
+    /// Validate DRM access
+    ///
+    /// For a DRM licence server: may this customer play this entry now? Granted when the
+    /// customer exists, has a live session and holds an entitlement.
+    #[oai(path = "/api/v1/validatedrm/:entry_id/:customer_id", method = "get", tag = "AccountTags::Playback", operation_id = "validate-drm")]
+    async fn validate_drm(
+        &self,
+        #[oai(name = "entryId")] entry_id: Path<String>,
+        #[oai(name = "customerId")] customer_id: Path<String>,
+    ) -> Result<Json<DrmValidation>, CloudPayError> {
+        let decision = self.0.core.validate_drm(&entry_id.0, &customer_id.0).await?;
+        Ok(Json(DrmValidation {
+            granted: decision.granted,
+            reason: decision.reason,
+        }))
+    }
+}

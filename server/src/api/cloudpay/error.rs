@@ -1,0 +1,135 @@
+//! CloudPay's documented error shape, `{"statusCode": 401, "body": {"status": …, "message": …}}`,
+//! and the one mapping from core errors to it.
+
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::core::CoreError;
+
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "ErrorBody")]
+pub struct ErrorBody {
+    /// A short, stable name for the failure (`Unauthorized`, `ValidationError`, …).
+    pub status: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// The error body of every CloudPay operation.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "ErrorResponse", example)]
+pub struct ErrorResponse {
+    /// The HTTP status, repeated in the body.
+    #[oai(rename = "statusCode")]
+    pub status_code: u16,
+    pub body: ErrorBody,
+}
+
+impl Example for ErrorResponse {
+    fn example() -> Self {
+        ErrorResponse::new(401, "Unauthorized", "The token has expired")
+    }
+}
+
+impl ErrorResponse {
+    pub fn new(status_code: u16, status: &str, message: impl Into<String>) -> Self {
+        Self {
+            status_code,
+            body: ErrorBody {
+                status: status.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum CloudPayError {
+    /// The request is malformed or breaks a rule (the message says which).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorResponse>),
+    /// No credential, or one that is tampered, expired, from another issuer or audience.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorResponse>),
+    /// Authenticated, but not allowed: the device lock is full, or the account is deleted.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorResponse>),
+    /// The thing asked for does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorResponse>),
+    /// The identity or payment provider could not be reached; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorResponse>),
+}
+
+impl CloudPayError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        CloudPayError::BadRequest(Json(ErrorResponse::new(400, "ValidationError", message)))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        CloudPayError::Unauthorized(Json(ErrorResponse::new(401, "Unauthorized", message)))
+    }
+}
+
+impl From<CoreError> for CloudPayError {
+    fn from(error: CoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            CoreError::Unauthenticated(_) | CoreError::InvalidLogin => CloudPayError::unauthorized(message),
+            CoreError::DeviceLimitReached { .. } => {
+                CloudPayError::Forbidden(Json(ErrorResponse::new(403, "ConcurrencyLimit", message)))
+            }
+            CoreError::Forbidden(_) => CloudPayError::Forbidden(Json(ErrorResponse::new(403, "Forbidden", message))),
+            CoreError::NotFound(_) => CloudPayError::NotFound(Json(ErrorResponse::new(404, "NotFound", message))),
+            CoreError::Invalid(_) => CloudPayError::bad_request(message),
+            CoreError::ProviderUnavailable { .. } => {
+                tracing::warn!(%message, "provider unavailable");
+                CloudPayError::Unavailable(Json(ErrorResponse::new(
+                    503,
+                    "ProviderUnavailable",
+                    "An outside service is unavailable; please retry",
+                )))
+            }
+            CoreError::Store(error) => {
+                tracing::error!(%error, "store failure");
+                CloudPayError::Unavailable(Json(ErrorResponse::new(
+                    503,
+                    "StoreUnavailable",
+                    "The service is temporarily unavailable; please retry",
+                )))
+            }
+        }
+    }
+}
+
+/// Errors poem raises before a handler runs (unparsable JSON, a missing parameter, a body
+/// over the limit) get the same documented shape, with their own 4xx status.
+pub async fn render_framework_error(error: poem::Error) -> poem::Response {
+    let status = error.status();
+    let name = match status.as_u16() {
+        400 => "ValidationError",
+        401 => "Unauthorized",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        413 => "PayloadTooLarge",
+        415 => "UnsupportedMediaType",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let message = if status.as_u16() == 401 {
+        "Authentication required: pass apijwttoken, apisessionid, or the ThirdPartyAuthentication or .auth cookie"
+            .to_owned()
+    } else {
+        error.to_string()
+    };
+    let body = ErrorResponse::new(status.as_u16(), name, message);
+    let json = serde_json::json!({
+        "statusCode": body.status_code,
+        "body": { "status": body.body.status, "message": body.body.message },
+    });
+    poem::Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(json.to_string())
+}

@@ -1,0 +1,284 @@
+//! The simulator-mode control surface: what a frontend developer needs to know
+//! (`/sim/control/config`) and the virtual clock (`/sim/clock`). Documented, with each
+//! simulator's own control operations, in `openapi/sim-control.json`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use crate::clock::{Clock, ClockError, VirtualClock};
+
+#[derive(Tags)]
+enum ControlTags {
+    /// What simulator mode runs and how to reach it.
+    Control,
+    /// The virtual clock every part of simulator mode reads.
+    Clock,
+}
+
+/// Every base URL of this simulator-mode process.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BaseUrls {
+    pub server: String,
+    pub healthz: String,
+    pub cloudpay: String,
+    pub cloudpay_docs: String,
+    pub sim_sso: String,
+    pub sim_control: String,
+    pub sim_control_docs: String,
+    pub sim_clock: String,
+}
+
+/// The simulated Cognito user pool that CloudPay trusts.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SsoDetails {
+    pub region: String,
+    pub user_pool_id: String,
+    pub app_client_id: String,
+    pub issuer: String,
+    pub jwks_url: String,
+    /// `RS256` or `HS256`.
+    pub algorithm: String,
+    /// Whether sign-ups are confirmed at once.
+    pub auto_confirm: bool,
+}
+
+/// A seeded user, ready to sign in.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// Seeded catalogue entries with a known role, for tests and demos.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Fixtures {
+    pub monthly_package_id: String,
+    pub trial_package_id: String,
+    pub one_off_package_id: String,
+    pub iap_package_id: String,
+    pub geo_restricted_package_id: String,
+    /// Countries where the geo-restricted package is sold.
+    pub geo_allowed_countries: Vec<String>,
+    /// A country where it is not.
+    pub geo_denied_country: String,
+}
+
+/// Everything a frontend developer or a test runner needs to use simulator mode.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct SimulatorConfig {
+    /// Always `simulator`.
+    pub mode: String,
+    pub urls: BaseUrls,
+    pub sso: SsoDetails,
+    /// Concurrent sessions allowed per customer.
+    pub device_limit: u32,
+    pub test_users: Vec<TestUser>,
+    pub fixtures: Fixtures,
+}
+
+impl Example for SimulatorConfig {
+    fn example() -> Self {
+        let base = "http://127.0.0.1:8080";
+        SimulatorConfig {
+            mode: "simulator".into(),
+            urls: BaseUrls {
+                server: base.into(),
+                healthz: format!("{base}/healthz"),
+                cloudpay: format!("{base}/cloudpay"),
+                cloudpay_docs: format!("{base}/cloudpay/docs"),
+                sim_sso: format!("{base}/sim/sso"),
+                sim_control: format!("{base}/sim/control"),
+                sim_control_docs: format!("{base}/sim/control/docs"),
+                sim_clock: format!("{base}/sim/clock"),
+            },
+            sso: SsoDetails {
+                region: "eu-west-1".into(),
+                user_pool_id: "eu-west-1_BoxOffice".into(),
+                app_client_id: "boxofficesimclient".into(),
+                issuer: format!("{base}/sim/sso/eu-west-1_BoxOffice"),
+                jwks_url: format!("{base}/sim/sso/eu-west-1_BoxOffice/.well-known/jwks.json"),
+                algorithm: "RS256".into(),
+                auto_confirm: true,
+            },
+            device_limit: 3,
+            test_users: vec![TestUser {
+                email: "alice@example.com".into(),
+                password: "Alice-Passw0rd!".into(),
+                first_name: "Alice".into(),
+                last_name: "Archer".into(),
+            }],
+            fixtures: Fixtures {
+                monthly_package_id: "pkg-monthly".into(),
+                trial_package_id: "pkg-trial".into(),
+                one_off_package_id: "pkg-day-pass".into(),
+                iap_package_id: "pkg-mobile".into(),
+                geo_restricted_package_id: "pkg-uk-ireland".into(),
+                geo_allowed_countries: vec!["GB".into(), "IE".into()],
+                geo_denied_country: "US".into(),
+            },
+        }
+    }
+}
+
+/// The clock's reading.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct ClockReading {
+    pub now: DateTime<Utc>,
+    pub epoch_millis: i64,
+}
+
+impl Example for ClockReading {
+    fn example() -> Self {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        ClockReading {
+            now,
+            epoch_millis: now.timestamp_millis(),
+        }
+    }
+}
+
+/// Move the clock: either `advance` by a duration (`90s`, `15m`, `2h`, `31d`, `1w`, or
+/// seconds as a number string) or `setTo` an instant. Time only moves forward.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct ClockMove {
+    pub advance: Option<String>,
+    pub set_to: Option<DateTime<Utc>>,
+}
+
+impl Example for ClockMove {
+    fn example() -> Self {
+        ClockMove {
+            advance: Some("31d".into()),
+            set_to: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ControlError {
+    pub error: String,
+    pub message: String,
+}
+
+#[derive(ApiResponse)]
+enum ClockMoveResponse {
+    /// The clock after the move.
+    #[oai(status = 200)]
+    Moved(Json<ClockReading>),
+    /// Neither or both of `advance` and `setTo`, an unreadable duration, or a move backwards.
+    #[oai(status = 400)]
+    BadRequest(Json<ControlError>),
+}
+
+/// `90s`, `15m`, `2h`, `31d`, `1w`, or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let amount: i64 = text[..split].parse().ok()?;
+    let seconds = match text[split..].trim() {
+        "" | "s" => amount,
+        "m" => amount.checked_mul(60)?,
+        "h" => amount.checked_mul(3600)?,
+        "d" => amount.checked_mul(86_400)?,
+        "w" => amount.checked_mul(7 * 86_400)?,
+        _ => return None,
+    };
+    // Past this the clock would leave chrono's range; nobody needs to jump 1000 years.
+    (seconds <= 1000 * 366 * 86_400).then(|| chrono::Duration::seconds(seconds))
+}
+
+pub struct ControlApi {
+    clock: Arc<VirtualClock>,
+    config: SimulatorConfig,
+}
+
+impl ControlApi {
+    pub fn new(clock: Arc<VirtualClock>, config: SimulatorConfig) -> Self {
+        Self { clock, config }
+    }
+
+    fn reading(&self) -> ClockReading {
+        let now = self.clock.now();
+        ClockReading {
+            now,
+            epoch_millis: now.timestamp_millis(),
+        }
+    }
+}
+
+fn bad_clock_request(message: impl Into<String>) -> ClockMoveResponse {
+    ClockMoveResponse::BadRequest(Json(ControlError {
+        error: "invalid_clock_move".into(),
+        message: message.into(),
+    }))
+}
+
+#[OpenApi]
+impl ControlApi {
+    /// Simulator-mode configuration
+    ///
+    /// Every base URL, the SSO user pool and app client, the device limit, the seeded test
+    /// users with their passwords, and catalogue fixtures with known roles.
+    #[oai(path = "/control/config", method = "get", tag = "ControlTags::Control")]
+    async fn config(&self) -> Json<SimulatorConfig> {
+        Json(self.config.clone())
+    }
+
+    /// Read the virtual clock
+    ///
+    /// The time every part of simulator mode (server and simulators) reads.
+    #[oai(path = "/clock", method = "get", tag = "ControlTags::Clock")]
+    async fn read_clock(&self) -> Json<ClockReading> {
+        Json(self.reading())
+    }
+
+    /// Move the virtual clock
+    ///
+    /// Advances the clock by a duration or sets it to a later instant; sessions and tokens
+    /// expire, and (with the payment flows) renewals fall due, as if that time had passed.
+    #[oai(path = "/clock", method = "post", tag = "ControlTags::Clock")]
+    async fn move_clock(&self, body: Json<ClockMove>) -> ClockMoveResponse {
+        let moved = match (body.0.advance, body.0.set_to) {
+            (Some(advance), None) => match parse_duration(&advance) {
+                Some(by) => self.clock.advance(by),
+                None => return bad_clock_request(format!("cannot read the duration {advance:?}; use 90s, 15m, 2h, 31d or 1w")),
+            },
+            (None, Some(instant)) => self.clock.set(instant),
+            _ => return bad_clock_request("give exactly one of advance and setTo"),
+        };
+        match moved {
+            Ok(_) => ClockMoveResponse::Moved(Json(self.reading())),
+            Err(error @ ClockError::Backwards { .. }) => bad_clock_request(error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_read_with_their_unit() {
+        assert_eq!(parse_duration("90"), Some(chrono::Duration::seconds(90)));
+        assert_eq!(parse_duration("15m"), Some(chrono::Duration::minutes(15)));
+        assert_eq!(parse_duration("2h"), Some(chrono::Duration::hours(2)));
+        assert_eq!(parse_duration("31d"), Some(chrono::Duration::days(31)));
+        assert_eq!(parse_duration("1w"), Some(chrono::Duration::weeks(1)));
+        assert_eq!(parse_duration("-1h"), None);
+        assert_eq!(parse_duration("1y"), None);
+        assert_eq!(parse_duration("99999999999999d"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! Assembles the one process: façades under their prefixes, `/healthz`, and the
+//! middleware every request passes through.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::middleware::{RequestId, ReuseId, Tracing};
+use poem::web::Json;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler};
+use serde_json::json;
+
+use crate::api::cloudpay::{self, CloudPaySettings};
+use crate::core::Core;
+
+/// Request bodies larger than this are refused with 413 before any handler reads them.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[handler]
+async fn healthz(core: poem::web::Data<&Arc<Core>>) -> Response {
+    match core.store().ping().await {
+        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable" }))).into_response()
+        }
+    }
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`], so an oversize upload is a 413 whatever its
+/// transfer encoding.
+async fn limit_body<E: Endpoint>(next: E, mut request: Request) -> poem::Result<Response> {
+    let declared = request
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(poem::Error::from_string(
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ));
+    }
+    let body = request.take_body();
+    let bytes = body.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|_| {
+        poem::Error::from_string(
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+    })?;
+    request.set_body(bytes);
+    Ok(next.call(request).await?.into_response())
+}
+
+/// The server's own routes (`/healthz`, `/cloudpay`), ready to nest more beside them.
+pub fn server_routes(core: Arc<Core>, cloudpay_settings: CloudPaySettings) -> Route {
+    Route::new()
+        .at("/healthz", healthz.data(core.clone()))
+        .nest(
+            "/cloudpay",
+            cloudpay::routes(core, cloudpay_settings)
+                .around(limit_body)
+                .catch_all_error(cloudpay::render_framework_error),
+        )
+}
+
+/// Request ids (reusing the caller's `x-request-id`) and one log line per request.
+pub fn with_middleware(routes: Route) -> impl Endpoint {
+    routes
+        .with(Tracing)
+        .with(RequestId::default().reuse_id(ReuseId::Use))
+}

@@ -1,0 +1,27 @@
+use crate::store::StoreError;
+
+/// Everything a core operation can refuse. Each façade maps these once to its own
+/// documented error body and status.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The token or session presented does not prove who the caller is.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Email and password were not accepted by the identity provider.
+    #[error("Invalid Login Request")]
+    InvalidLogin,
+    #[error("The customer account is blocked due to concurrency limit")]
+    DeviceLimitReached { limit: u32 },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is well-formed but breaks a rule; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// An outside party (identity provider, payment provider) could not be reached.
+    #[error("{provider} is unavailable: {detail}")]
+    ProviderUnavailable { provider: &'static str, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

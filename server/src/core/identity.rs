@@ -1,0 +1,233 @@
+//! Who is calling: third-party SSO tokens verified against the configured issuer, and
+//! email/password logins exchanged for such a token at the identity provider.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+
+use super::CoreError;
+use crate::providers::sso::{CognitoAppClient, SignInError, SsoClient};
+
+/// Where the keys that sign SSO tokens come from.
+#[derive(Debug, Clone)]
+pub enum SigningKeys {
+    /// Asymmetric keys published as a JWKS document (Cognito and most OIDC providers).
+    Jwks { url: String },
+    /// A secret shared with the SSO provider (HS256).
+    SharedSecret { secret: String },
+}
+
+/// Which token claims carry the customer's details.
+#[derive(Debug, Clone)]
+pub struct ClaimsMap {
+    pub subject: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+}
+
+impl Default for ClaimsMap {
+    fn default() -> Self {
+        Self {
+            subject: "sub".into(),
+            first_name: "given_name".into(),
+            last_name: "family_name".into(),
+            email: "email".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub issuer: String,
+    /// Accepted `aud` (id tokens) or `client_id` (access tokens) values.
+    pub audiences: Vec<String>,
+    pub keys: SigningKeys,
+    pub claims: ClaimsMap,
+    pub leeway_seconds: i64,
+    /// For email/password session starts; `None` when the SSO provider is not Cognito.
+    pub password_login: Option<CognitoAppClient>,
+}
+
+/// The verified facts a token states about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// SHA-256 of the token, to find the session this token started.
+    pub token_fingerprint: String,
+}
+
+pub struct IdentityVerifier {
+    settings: IdentitySettings,
+    sso: SsoClient,
+    jwks_cache: RwLock<HashMap<String, Arc<(Algorithm, DecodingKey)>>>,
+}
+
+fn refuse(reason: impl Into<String>) -> CoreError {
+    CoreError::Unauthenticated(reason.into())
+}
+
+pub fn fingerprint(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl IdentityVerifier {
+    pub fn new(settings: IdentitySettings, sso: SsoClient) -> Self {
+        Self {
+            settings,
+            sso,
+            jwks_cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &IdentitySettings {
+        &self.settings
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf` (against `now`, the
+    /// Clock's time, never the machine's).
+    ///
+    /// Invariant: a token is accepted only if signed with the configured kind of key: an
+    /// HS256 token is refused when keys come from a JWKS (the HS/RS confusion attack), an
+    /// RS256 token when a shared secret is configured, and `alg: none` always.
+    pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedIdentity, CoreError> {
+        let header = decode_header(token).map_err(|_| refuse("The token is not a valid JWT"))?;
+        let (algorithm, key) = match &self.settings.keys {
+            SigningKeys::SharedSecret { secret } => {
+                if !matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                    return Err(refuse("The token's algorithm is not accepted"));
+                }
+                (header.alg, Arc::new((header.alg, DecodingKey::from_secret(secret.as_bytes()))))
+            }
+            SigningKeys::Jwks { url } => {
+                if !matches!(
+                    header.alg,
+                    Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::ES256 | Algorithm::ES384
+                ) {
+                    return Err(refuse("The token's algorithm is not accepted"));
+                }
+                let kid = header.kid.as_deref().ok_or_else(|| refuse("The token names no signing key"))?;
+                let key = self.jwks_key(url, kid).await?;
+                if key.0 != header.alg {
+                    return Err(refuse("The token's algorithm does not match its key"));
+                }
+                (header.alg, key)
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.set_issuer(&[&self.settings.issuer]);
+        let claims = decode::<Map<String, Value>>(token, &key.1, &validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => refuse("The token was issued by an unknown issuer"),
+                jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => {
+                    refuse(format!("The token lacks the {claim} claim"))
+                }
+                _ => refuse("The token's signature is not valid"),
+            })?
+            .claims;
+        self.check_times(&claims, now)?;
+        self.check_audience(&claims)?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let subject = text(&self.settings.claims.subject)
+            .filter(|subject| !subject.is_empty())
+            .ok_or_else(|| refuse("The token lacks the subject claim"))?;
+        Ok(VerifiedIdentity {
+            issuer: self.settings.issuer.clone(),
+            subject,
+            email: text(&self.settings.claims.email).unwrap_or_default(),
+            first_name: text(&self.settings.claims.first_name).unwrap_or_default(),
+            last_name: text(&self.settings.claims.last_name).unwrap_or_default(),
+            token_fingerprint: fingerprint(token),
+        })
+    }
+
+    fn check_times(&self, claims: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), CoreError> {
+        let now = now.timestamp();
+        let leeway = self.settings.leeway_seconds;
+        let seconds = |name: &str| claims.get(name).and_then(Value::as_f64).map(|s| s as i64);
+        let expires = seconds("exp").ok_or_else(|| refuse("The token's exp claim is not a number"))?;
+        if expires + leeway <= now {
+            return Err(refuse("The token has expired"));
+        }
+        if let Some(not_before) = seconds("nbf") {
+            if not_before - leeway > now {
+                return Err(refuse("The token is not valid yet"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), CoreError> {
+        let accepted = |value: &str| self.settings.audiences.iter().any(|audience| audience == value);
+        let matches = match (claims.get("aud"), claims.get("client_id")) {
+            (Some(Value::String(aud)), _) => accepted(aud),
+            (Some(Value::Array(auds)), _) => auds.iter().filter_map(Value::as_str).any(accepted),
+            (None, Some(Value::String(client_id))) => accepted(client_id),
+            _ => false,
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(refuse("The token was issued for another audience"))
+        }
+    }
+
+    async fn jwks_key(&self, url: &str, kid: &str) -> Result<Arc<(Algorithm, DecodingKey)>, CoreError> {
+        if let Some(key) = self.jwks_cache.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        // An unknown kid may mean the provider rotated its keys: fetch the document again.
+        let mut cache = self.jwks_cache.write().await;
+        if let Some(key) = cache.get(kid) {
+            return Ok(key.clone());
+        }
+        let jwks = self.sso.fetch_jwks(url).await.map_err(|error| CoreError::ProviderUnavailable {
+            provider: "the SSO provider",
+            detail: error.to_string(),
+        })?;
+        cache.clear();
+        for jwk in &jwks.keys {
+            let (Some(key_id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else {
+                continue;
+            };
+            let algorithm = match jwk.common.key_algorithm.map(|a| a.to_string()) {
+                Some(name) => name.parse().unwrap_or(Algorithm::RS256),
+                None => Algorithm::RS256,
+            };
+            cache.insert(key_id, Arc::new((algorithm, key)));
+        }
+        cache
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| refuse("The token is signed by an unknown key"))
+    }
+
+    /// Exchanges email and password for an SSO token at the identity provider.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<String, CoreError> {
+        let app = self
+            .settings
+            .password_login
+            .as_ref()
+            .ok_or_else(|| CoreError::Invalid("Email and password login is not enabled; start the session with apijwttoken".into()))?;
+        self.sso.sign_in(app, email, password).await.map_err(|error| match error {
+            SignInError::Refused(_) => CoreError::InvalidLogin,
+            SignInError::Provider(error) => CoreError::ProviderUnavailable {
+                provider: "the SSO provider",
+                detail: error.to_string(),
+            },
+        })
+    }
+}

@@ -1,0 +1,108 @@
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use poem::listener::TcpListener;
+use poem::{EndpointExt, Server};
+
+use boxoffice::sim::{SimOptions, SimServer};
+
+#[derive(Parser)]
+#[command(name = "boxoffice", version, about = "The box office of an OTT service: CloudPay, AlphaOTT and Amino APIs over one core, with offline provider simulators")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulator mode: server, simulators and control surface in one process, on an embedded
+    /// SQLite file, with a seeded catalogue, test users and a virtual clock.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Where the SQLite file and simulator keys are kept.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// The server alone, against the providers its configuration names.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// `sqlite://path/to/file.sqlite` or `postgres://user@host/db`.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The configuration file (TOML): identity provider, sessions, catalogue.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// One simulator alone, at the root of its own port.
+    Simulator {
+        name: SimulatorName,
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: String,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// Write every OpenAPI document.
+    Openapi {
+        #[arg(long, default_value = "openapi")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SimulatorName {
+    Sso,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,poem=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Sim { addr, data } => {
+            let server = SimServer::start(SimOptions {
+                addr,
+                data_dir: data,
+                ..SimOptions::default()
+            })
+            .await?;
+            println!("{}", boxoffice::sim::banner(&server.config));
+            server.wait().await?;
+        }
+        Command::Serve {
+            addr,
+            database_url,
+            config,
+        } => boxoffice::serve::run(&addr, &database_url, &config).await?,
+        Command::Simulator { name, addr, data } => match name {
+            SimulatorName::Sso => {
+                let listener = TcpListener::bind(addr.clone());
+                let simulator = boxoffice::sim::standalone_sso(&addr, &data)?;
+                println!("SSO simulator (Cognito user pool {}) at http://{addr}", boxoffice::sim::USER_POOL_ID);
+                Server::new(listener)
+                    .run_with_graceful_shutdown(
+                        simulator.endpoint().map_to_response(),
+                        async {
+                            let _ = tokio::signal::ctrl_c().await;
+                        },
+                        None,
+                    )
+                    .await?;
+            }
+        },
+        Command::Openapi { out } => {
+            std::fs::create_dir_all(&out)?;
+            for (name, document) in boxoffice::sim::documents().await? {
+                let path = out.join(name);
+                std::fs::write(&path, format!("{document}\n"))?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::jwk::JwkSet;
+use sha2::Sha256;
+
+use super::wire::{
+    AMZ_JSON, AuthParameters, AwsError, INITIATE_AUTH_TARGET, InitiateAuthRequest,
+    InitiateAuthResponse,
+};
+use crate::providers::ProviderError;
+
+/// A Cognito app client: where the pool's API is and which client signs users in.
+#[derive(Debug, Clone)]
+pub struct CognitoAppClient {
+    pub endpoint: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("credentials refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+#[derive(Clone)]
+pub struct SsoClient {
+    http: reqwest::Client,
+}
+
+impl Default for SsoClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SsoClient {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self { http }
+    }
+
+    pub async fn fetch_jwks(&self, url: &str) -> Result<JwkSet, ProviderError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|source| ProviderError::Transport { url: url.to_owned(), source })?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|source| ProviderError::Transport { url: url.to_owned(), source })?;
+        if !status.is_success() {
+            return Err(ProviderError::Status { url: url.to_owned(), status: status.as_u16(), body });
+        }
+        serde_json::from_str(&body).map_err(|error| ProviderError::Decode {
+            url: url.to_owned(),
+            detail: error.to_string(),
+        })
+    }
+
+    /// `InitiateAuth` with `USER_PASSWORD_AUTH`; returns the id token.
+    pub async fn sign_in(
+        &self,
+        app: &CognitoAppClient,
+        username: &str,
+        password: &str,
+    ) -> Result<String, SignInError> {
+        let request = InitiateAuthRequest {
+            auth_flow: "USER_PASSWORD_AUTH",
+            client_id: &app.client_id,
+            auth_parameters: AuthParameters {
+                username,
+                password,
+                secret_hash: app
+                    .client_secret
+                    .as_deref()
+                    .map(|secret| secret_hash(secret, username, &app.client_id)),
+            },
+        };
+        let url = app.endpoint.clone();
+        let body = serde_json::to_vec(&request).map_err(|error| ProviderError::Decode {
+            url: url.clone(),
+            detail: error.to_string(),
+        })?;
+        let response = self
+            .http
+            .post(&url)
+            .header("X-Amz-Target", INITIATE_AUTH_TARGET)
+            .header(reqwest::header::CONTENT_TYPE, AMZ_JSON)
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| ProviderError::Transport { url: url.clone(), source })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ProviderError::Transport { url: url.clone(), source })?;
+        if status.as_u16() == 400 {
+            if let Ok(error) = serde_json::from_str::<AwsError>(&text) {
+                return match error.short_kind() {
+                    "NotAuthorizedException"
+                    | "UserNotFoundException"
+                    | "UserNotConfirmedException"
+                    | "PasswordResetRequiredException"
+                    | "InvalidParameterException" => Err(SignInError::Refused(error.message)),
+                    _ => Err(ProviderError::Status { url, status: 400, body: text }.into()),
+                };
+            }
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Status { url, status: status.as_u16(), body: text }.into());
+        }
+        let parsed: InitiateAuthResponse = serde_json::from_str(&text)
+            .map_err(|error| ProviderError::Decode { url: url.clone(), detail: error.to_string() })?;
+        match (parsed.authentication_result, parsed.challenge_name) {
+            (Some(result), _) => Ok(result.id_token),
+            (None, Some(challenge)) => Err(SignInError::Refused(format!(
+                "the identity provider asks for the {challenge} challenge, which this login does not support"
+            ))),
+            (None, None) => Err(ProviderError::Decode {
+                url,
+                detail: "neither AuthenticationResult nor ChallengeName".into(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Cognito's `SECRET_HASH`: Base64(HMAC-SHA256(client secret, username + client id)).
+fn secret_hash(secret: &str, username: &str, client_id: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(username.as_bytes());
+    mac.update(client_id.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}

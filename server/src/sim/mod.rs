@@ -1,0 +1,408 @@
+//! Simulator mode: the server, every simulator and the control surface in one process, on
+//! an embedded SQLite file, with a seeded catalogue, test users and the virtual clock.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxoffice_simulators::sso::{SeedUser, SsoConfig, SsoSigning, SsoSimulator};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, Route, Server};
+use poem_openapi::OpenApiService;
+use rand::Rng;
+use tokio::task::JoinHandle;
+
+use crate::api::cloudpay::CloudPaySettings;
+use crate::api::sim_control::{BaseUrls, ControlApi, Fixtures, SimulatorConfig, SsoDetails, TestUser};
+use crate::app;
+use crate::clock::{Clock, VirtualClock};
+use crate::config::CatalogueConfig;
+use crate::core::identity::{ClaimsMap, SigningKeys};
+use crate::core::{Core, Country, IdentitySettings, IdentityVerifier, PlaybackSettings, SessionSettings};
+use crate::providers::sso::{CognitoAppClient, SsoClient};
+use crate::store::Store;
+
+const CATALOGUE: &str = include_str!("catalogue.toml");
+pub const USER_POOL_ID: &str = "eu-west-1_BoxOffice";
+pub const REGION: &str = "eu-west-1";
+pub const APP_CLIENT_ID: &str = "4c2b9s1d7f0g3h5j6k8l9m0n1p";
+
+/// The seeded users: (email, password, first name, last name).
+const TEST_USERS: [(&str, &str, &str, &str); 3] = [
+    ("alice@example.com", "Alice-Passw0rd!", "Alice", "Archer"),
+    ("bob@example.com", "Bob-Passw0rd!", "Bob", "Baker"),
+    ("carol@example.com", "Carol-Passw0rd!", "Carol", "Carter"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Core(#[from] crate::core::CoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("SSO simulator: {0}")]
+    Sso(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub addr: String,
+    /// Where the SQLite file and the simulators' keys live.
+    pub data_dir: PathBuf,
+    /// Another database instead of the SQLite file (tests use a fresh PostgreSQL schema).
+    pub database_url: Option<String>,
+    pub device_limit: u32,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            device_limit: SessionSettings::default().device_limit,
+        }
+    }
+}
+
+/// A running simulator-mode process.
+pub struct SimServer {
+    pub base_url: String,
+    pub config: SimulatorConfig,
+    pub clock: Arc<VirtualClock>,
+    pub core: Arc<Core>,
+    server: JoinHandle<std::io::Result<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct Assembly {
+    routes: Route,
+    config: SimulatorConfig,
+    core: Arc<Core>,
+    control_document: String,
+}
+
+fn simulator_config(base_url: &str, sso: &SsoSimulator, device_limit: u32, catalogue: &CatalogueConfig) -> SimulatorConfig {
+    let package = |title_part: &str| {
+        catalogue
+            .packages
+            .iter()
+            .find(|package| package.title.contains(title_part))
+            .map(|package| package.id.clone())
+            .unwrap_or_default()
+    };
+    let geo = catalogue.packages.iter().find(|package| !package.countries.is_empty());
+    SimulatorConfig {
+        mode: "simulator".into(),
+        urls: BaseUrls {
+            server: base_url.to_owned(),
+            healthz: format!("{base_url}/healthz"),
+            cloudpay: format!("{base_url}/cloudpay"),
+            cloudpay_docs: format!("{base_url}/cloudpay/docs"),
+            sim_sso: format!("{base_url}/sim/sso"),
+            sim_control: format!("{base_url}/sim/control"),
+            sim_control_docs: format!("{base_url}/sim/control/docs"),
+            sim_clock: format!("{base_url}/sim/clock"),
+        },
+        sso: SsoDetails {
+            region: REGION.into(),
+            user_pool_id: USER_POOL_ID.into(),
+            app_client_id: APP_CLIENT_ID.into(),
+            issuer: sso.issuer(),
+            jwks_url: sso.jwks_url(),
+            algorithm: "RS256".into(),
+            auto_confirm: true,
+        },
+        device_limit,
+        test_users: TEST_USERS
+            .iter()
+            .map(|(email, password, first, last)| TestUser {
+                email: (*email).into(),
+                password: (*password).into(),
+                first_name: (*first).into(),
+                last_name: (*last).into(),
+            })
+            .collect(),
+        fixtures: Fixtures {
+            monthly_package_id: package("Monthly Pass"),
+            trial_package_id: package("free trial"),
+            one_off_package_id: package("Day Pass"),
+            iap_package_id: package("Mobile"),
+            geo_restricted_package_id: geo.map(|package| package.id.clone()).unwrap_or_default(),
+            geo_allowed_countries: geo.map(|package| package.countries.clone()).unwrap_or_default(),
+            geo_denied_country: "US".into(),
+        },
+    }
+}
+
+async fn assemble(base_url: &str, options: &SimOptions, clock: Arc<VirtualClock>) -> Result<Assembly, SimError> {
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| SimError::DataDir {
+        path: options.data_dir.display().to_string(),
+        source,
+    })?;
+    let now_clock = clock.clone();
+    let sso = SsoSimulator::new(
+        SsoConfig {
+            user_pool_id: USER_POOL_ID.into(),
+            region: REGION.into(),
+            app_client_id: APP_CLIENT_ID.into(),
+            public_base_url: format!("{base_url}/sim/sso"),
+            auto_confirm: true,
+            signing: SsoSigning::Rs256,
+            signing_key_path: Some(options.data_dir.join("sso-signing-key.pk8")),
+            token_ttl: Duration::from_secs(60 * 60),
+        },
+        Arc::new(move || now_clock.now()),
+    )
+    .map_err(|error| SimError::Sso(error.to_string()))?;
+    for (email, password, first, last) in TEST_USERS {
+        sso.seed_user(SeedUser {
+            email: email.into(),
+            password: password.into(),
+            given_name: first.into(),
+            family_name: last.into(),
+        })
+        .map_err(|error| SimError::Sso(error.to_string()))?;
+    }
+
+    let database_url = match &options.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", options.data_dir.join("boxoffice.sqlite").display()),
+    };
+    let store = Store::open(&database_url).await?;
+    let identity = IdentityVerifier::new(
+        IdentitySettings {
+            issuer: sso.issuer(),
+            audiences: vec![APP_CLIENT_ID.into()],
+            keys: SigningKeys::Jwks { url: sso.jwks_url() },
+            claims: ClaimsMap::default(),
+            leeway_seconds: 0,
+            password_login: Some(CognitoAppClient {
+                endpoint: format!("{base_url}/sim/sso"),
+                client_id: APP_CLIENT_ID.into(),
+                client_secret: None,
+            }),
+        },
+        SsoClient::new(),
+    );
+    let ksession_secret: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    let core = Arc::new(Core::new(
+        store,
+        clock.clone(),
+        identity,
+        SessionSettings {
+            device_limit: options.device_limit,
+            ..SessionSettings::default()
+        },
+        PlaybackSettings {
+            ksession_secret,
+            ksession_ttl: Duration::from_secs(60 * 60),
+        },
+    ));
+    let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
+    core.seed_catalogue(&catalogue.to_seed()?).await?;
+
+    let config = simulator_config(base_url, &sso, options.device_limit, &catalogue);
+    let cloudpay = CloudPaySettings {
+        public_url: format!("{base_url}/cloudpay"),
+        redirect_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+        default_country: Country::parse("GB").expect("GB is a country"),
+    };
+    let control = OpenApiService::new(
+        (ControlApi::new(clock, config.clone()), sso.control_api()),
+        "boxoffice simulator control",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Simulator mode's control surface: its configuration (base URLs, SSO pool and client, \
+         test users), the virtual clock, and each simulator's controls to play the customer, \
+         the store or the identity provider.",
+    )
+    .server(format!("{base_url}/sim"));
+    let control_document = control.spec();
+    let control_routes = Route::new()
+        .at("/control/openapi.json", control.spec_endpoint())
+        .nest("/control/docs", control.swagger_ui())
+        .nest("/", control);
+    let routes = app::server_routes(core.clone(), cloudpay)
+        .nest("/sim/sso", sso.endpoint())
+        .nest("/sim", control_routes);
+    Ok(Assembly {
+        routes,
+        config,
+        core,
+        control_document,
+    })
+}
+
+impl SimServer {
+    /// Binds, assembles and serves; returns once `/healthz` would answer.
+    pub async fn start(options: SimOptions) -> Result<Self, SimError> {
+        let acceptor = TcpListener::bind(options.addr.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| SimError::Listen {
+                addr: options.addr.clone(),
+                source,
+            })?;
+        let local: SocketAddr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .ok_or_else(|| SimError::Listen {
+                addr: options.addr.clone(),
+                source: std::io::Error::other("no local address"),
+            })?;
+        let base_url = format!("http://{local}");
+        let clock = Arc::new(VirtualClock::new());
+        let assembly = assemble(&base_url, &options, clock.clone()).await?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let endpoint = app::with_middleware(assembly.routes);
+        let server = tokio::spawn(async move {
+            Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    endpoint.map_to_response(),
+                    async move {
+                        let _ = stopped.await;
+                    },
+                    Some(Duration::from_secs(5)),
+                )
+                .await
+        });
+        Ok(SimServer {
+            base_url,
+            config: assembly.config,
+            clock,
+            core: assembly.core,
+            server,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    /// Serves until the server stops (Ctrl-C or an error).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let shutdown = self.shutdown.take();
+        tokio::select! {
+            result = &mut self.server => result.unwrap_or_else(|error| Err(std::io::Error::other(error))),
+            _ = tokio::signal::ctrl_c() => {
+                if let Some(shutdown) = shutdown {
+                    let _ = shutdown.send(());
+                }
+                (&mut self.server).await.unwrap_or_else(|error| Err(std::io::Error::other(error)))
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.core.store().close().await;
+    }
+}
+
+/// The generated documents, keyed by file name under `openapi/`. Built for the canonical
+/// address `http://127.0.0.1:8080` on a throwaway database, so they never depend on the
+/// machine that generates them.
+pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
+    let base_url = "http://127.0.0.1:8080";
+    let scratch = std::env::temp_dir().join(format!("boxoffice-openapi-{}", uuid::Uuid::new_v4()));
+    let options = SimOptions {
+        addr: "127.0.0.1:8080".into(),
+        data_dir: scratch.clone(),
+        database_url: None,
+        device_limit: SessionSettings::default().device_limit,
+    };
+    let assembly = assemble(base_url, &options, Arc::new(VirtualClock::new())).await?;
+    let cloudpay = crate::api::cloudpay::document(
+        assembly.core.clone(),
+        CloudPaySettings {
+            public_url: format!("{base_url}/cloudpay"),
+            redirect_hosts: vec![],
+            default_country: Country::parse("GB").expect("GB is a country"),
+        },
+    );
+    let documents = vec![
+        ("cloudpay.json", cloudpay),
+        ("sim-sso.json", boxoffice_simulators::sso::openapi_json(&format!("{base_url}/sim/sso"))),
+        ("sim-control.json", assembly.control_document),
+    ];
+    assembly.core.store().close().await;
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(documents)
+}
+
+/// The SSO simulator alone (for `boxoffice simulator sso`), on the system clock.
+pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<SsoSimulator, SimError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| SimError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let sso = SsoSimulator::new(
+        SsoConfig {
+            user_pool_id: USER_POOL_ID.into(),
+            region: REGION.into(),
+            app_client_id: APP_CLIENT_ID.into(),
+            public_base_url: format!("http://{addr}"),
+            auto_confirm: true,
+            signing: SsoSigning::Rs256,
+            signing_key_path: Some(data_dir.join("sso-signing-key.pk8")),
+            token_ttl: Duration::from_secs(60 * 60),
+        },
+        Arc::new(chrono::Utc::now),
+    )
+    .map_err(|error| SimError::Sso(error.to_string()))?;
+    for (email, password, first, last) in TEST_USERS {
+        sso.seed_user(SeedUser {
+            email: email.into(),
+            password: password.into(),
+            given_name: first.into(),
+            family_name: last.into(),
+        })
+        .map_err(|error| SimError::Sso(error.to_string()))?;
+    }
+    Ok(sso)
+}
+
+/// What `boxoffice sim` prints at start: where everything is and how to sign in.
+pub fn banner(config: &SimulatorConfig) -> String {
+    let users = config
+        .test_users
+        .iter()
+        .map(|user| format!("    {} / {}", user.email, user.password))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "boxoffice simulator mode at {server}\n\
+         \n  CloudPay API       {cloudpay}   (docs: {cloudpay_docs})\
+         \n  SSO (Cognito)      {sso}   user pool {pool}, app client {client}, region {region}\
+         \n  control surface    {control}   (docs: {control_docs})\
+         \n  virtual clock      {clock}\
+         \n  health             {healthz}\
+         \n\n  test users (email / password):\n{users}\
+         \n\n  everything above as JSON: {control}/config\n",
+        server = config.urls.server,
+        cloudpay = config.urls.cloudpay,
+        cloudpay_docs = config.urls.cloudpay_docs,
+        sso = config.urls.sim_sso,
+        pool = config.sso.user_pool_id,
+        client = config.sso.app_client_id,
+        region = config.sso.region,
+        control = config.urls.sim_control,
+        control_docs = config.urls.sim_control_docs,
+        clock = config.urls.sim_clock,
+        healthz = config.urls.healthz,
+    )
+}

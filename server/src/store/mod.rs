@@ -1,0 +1,144 @@
+//! Persistence: every SQL statement lives under this folder. One portable dialect runs on
+//! SQLite (the default, an embedded file in WAL mode) and PostgreSQL (several replicas).
+//!
+//! Invariant: rules that must hold across replicas are enforced here, by the database —
+//! transactions, constraints and row locks — never by process memory.
+
+mod catalogue;
+mod customers;
+mod playback;
+mod sessions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use customers::AccountUpdate;
+pub use playback::SortOrder;
+pub use sessions::SessionStart;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or check constraint refused the write; the name says which.
+    #[error("constraint {0} refused the write")]
+    Constraint(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("database URL not supported: {0} (use sqlite:// or postgres://)")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// The constraint that refused a write, for callers that turn a named violation into a
+    /// client error (a duplicate becomes a 409, not a 500).
+    pub fn on_constraint(&self, name: &str) -> bool {
+        matches!(self, StoreError::Constraint(violated) if violated == name)
+    }
+}
+
+/// Database errors that are the caller's fault carry the constraint's name; everything else
+/// stays an infrastructure error.
+pub(crate) fn classify(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        if let Some(constraint) = db.constraint() {
+            return StoreError::Constraint(constraint.to_owned());
+        }
+        // SQLite reports the columns, not the constraint name, for UNIQUE violations.
+        if db.is_unique_violation() || db.is_check_violation() || db.is_foreign_key_violation() {
+            return StoreError::Constraint(db.message().to_owned());
+        }
+    }
+    StoreError::Database(error)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date. `sqlite://path` creates the file when
+    /// missing; `postgres://…` expects the database to exist.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // concurrent writers queue instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn to_millis(instant: DateTime<Utc>) -> i64 {
+    instant.timestamp_millis()
+}
+
+pub(crate) fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {millis} out of range")))
+}
