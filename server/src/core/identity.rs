@@ -231,3 +231,157 @@ impl IdentityVerifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &str = "a-secret-shared-with-the-sso-provider";
+    const ISSUER: &str = "https://sso.example.com";
+
+    fn verifier() -> IdentityVerifier {
+        IdentityVerifier::new(
+            IdentitySettings {
+                issuer: ISSUER.into(),
+                audiences: vec!["partner-app".into()],
+                keys: SigningKeys::SharedSecret { secret: SECRET.into() },
+                claims: ClaimsMap::default(),
+                leeway_seconds: 0,
+                password_login: None,
+            },
+            SsoClient::new(),
+        )
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn token(claims: Value, algorithm: Algorithm, secret: &str) -> String {
+        encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    fn claims() -> Value {
+        json!({
+            "sub": "user-1", "iss": ISSUER, "aud": "partner-app",
+            "exp": now().timestamp() + 600, "iat": now().timestamp(),
+            "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace",
+        })
+    }
+
+    fn with(mut claims: Value, key: &str, value: Value) -> Value {
+        claims[key] = value;
+        claims
+    }
+
+    async fn refusal(token: &str) -> String {
+        match verifier().verify(token, now()).await {
+            Err(CoreError::Unauthenticated(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_maps_its_claims() {
+        let identity = verifier().verify(&token(claims(), Algorithm::HS256, SECRET), now()).await.unwrap();
+        assert_eq!(identity.subject, "user-1");
+        assert_eq!(identity.email, "ada@example.com");
+        assert_eq!((identity.first_name.as_str(), identity.last_name.as_str()), ("Ada", "Lovelace"));
+        assert_eq!(identity.token_fingerprint.len(), 64);
+    }
+
+    #[tokio::test]
+    async fn access_tokens_prove_their_audience_with_client_id() {
+        let mut access = claims();
+        access.as_object_mut().unwrap().remove("aud");
+        access["client_id"] = json!("partner-app");
+        assert!(verifier().verify(&token(access, Algorithm::HS256, SECRET), now()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn expiry_and_not_before_are_read_against_the_given_clock() {
+        let expired = with(claims(), "exp", json!(now().timestamp() - 1));
+        assert_eq!(refusal(&token(expired, Algorithm::HS256, SECRET)).await, "The token has expired");
+        let early = with(claims(), "nbf", json!(now().timestamp() + 60));
+        assert_eq!(refusal(&token(early, Algorithm::HS256, SECRET)).await, "The token is not valid yet");
+        let no_expiry = {
+            let mut c = claims();
+            c.as_object_mut().unwrap().remove("exp");
+            c
+        };
+        assert_eq!(refusal(&token(no_expiry, Algorithm::HS256, SECRET)).await, "The token lacks the exp claim");
+    }
+
+    #[tokio::test]
+    async fn foreign_issuers_audiences_and_secrets_are_refused() {
+        let foreign = with(claims(), "iss", json!("https://evil.example.com"));
+        assert_eq!(
+            refusal(&token(foreign, Algorithm::HS256, SECRET)).await,
+            "The token was issued by an unknown issuer"
+        );
+        let other_app = with(claims(), "aud", json!("another-app"));
+        assert_eq!(
+            refusal(&token(other_app, Algorithm::HS256, SECRET)).await,
+            "The token was issued for another audience"
+        );
+        assert_eq!(
+            refusal(&token(claims(), Algorithm::HS256, "guessed")).await,
+            "The token's signature is not valid"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsigned_and_tampered_tokens_are_refused() {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let unsigned = format!(
+            "{}.{}.",
+            engine.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            engine.encode(claims().to_string())
+        );
+        assert_eq!(refusal(&unsigned).await, "The token is not a valid JWT");
+
+        let genuine = token(claims(), Algorithm::HS256, SECRET);
+        let mut parts: Vec<String> = genuine.split('.').map(str::to_owned).collect();
+        parts[1] = engine.encode(with(claims(), "sub", json!("someone-else")).to_string());
+        assert_eq!(refusal(&parts.join(".")).await, "The token's signature is not valid");
+        assert_eq!(refusal("not-a-jwt").await, "The token is not a valid JWT");
+    }
+
+    #[tokio::test]
+    async fn a_shared_secret_configuration_refuses_asymmetric_algorithms() {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("k1".into());
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let forged = format!(
+            "{}.{}.c2lnbmF0dXJl",
+            engine.encode(serde_json::to_string(&header).unwrap()),
+            engine.encode(claims().to_string())
+        );
+        assert_eq!(refusal(&forged).await, "The token's algorithm is not accepted");
+    }
+
+    #[tokio::test]
+    async fn a_jwks_configuration_refuses_symmetric_algorithms_before_any_key_lookup() {
+        let verifier = IdentityVerifier::new(
+            IdentitySettings {
+                issuer: ISSUER.into(),
+                audiences: vec!["partner-app".into()],
+                keys: SigningKeys::Jwks { url: "http://127.0.0.1:9/unreachable".into() },
+                claims: ClaimsMap::default(),
+                leeway_seconds: 0,
+                password_login: None,
+            },
+            SsoClient::new(),
+        );
+        let confused = token(claims(), Algorithm::HS256, "the-rsa-public-key-as-a-secret");
+        match verifier.verify(&confused, now()).await {
+            Err(CoreError::Unauthenticated(reason)) => assert_eq!(reason, "The token's algorithm is not accepted"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}

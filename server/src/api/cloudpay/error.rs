@@ -107,6 +107,10 @@ impl From<CoreError> for CloudPayError {
 /// Errors poem raises before a handler runs (unparsable JSON, a missing parameter, a body
 /// over the limit) get the same documented shape, with their own 4xx status.
 pub async fn render_framework_error(error: poem::Error) -> poem::Response {
+    // Our own error responses travel as errors too; they already have the shape.
+    if error.is_from_response() {
+        return error.into_response();
+    }
     let status = error.status();
     let name = match status.as_u16() {
         400 => "ValidationError",

@@ -1,0 +1,130 @@
+//! Spawns the real simulator-mode app on a random loopback port, on a fresh database: a
+//! SQLite file by default, or a fresh PostgreSQL schema when `BOXOFFICE_TEST_DATABASE_URL`
+//! names a server (CI sets it; so can you).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use boxoffice::sim::{SimOptions, SimServer};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const POSTGRES_ENV: &str = "BOXOFFICE_TEST_DATABASE_URL";
+
+pub struct TestApp {
+    pub server: SimServer,
+    pub http: reqwest::Client,
+    pub data_dir: PathBuf,
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("boxoffice-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A fresh schema on the PostgreSQL server named by the environment, if any.
+async fn fresh_postgres_database() -> Option<String> {
+    let url = std::env::var(POSTGRES_ENV).ok().filter(|url| !url.is_empty())?;
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .unwrap_or_else(|error| panic!("{POSTGRES_ENV}={url} is set but PostgreSQL is unreachable: {error}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("create schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{separator}options=-c%20search_path%3D{schema}"))
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with_limit(3).await
+    }
+
+    pub async fn start_with_limit(device_limit: u32) -> Self {
+        let data_dir = scratch_dir();
+        let server = SimServer::start(SimOptions {
+            addr: "127.0.0.1:0".into(),
+            data_dir: data_dir.clone(),
+            database_url: fresh_postgres_database().await,
+            device_limit,
+        })
+        .await
+        .expect("simulator mode starts");
+        TestApp {
+            server,
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base_url)
+    }
+
+    /// Signs a seeded user in at the SSO simulator (Cognito InitiateAuth) and returns the
+    /// id token.
+    pub async fn id_token(&self, email: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/sim/sso/"))
+            .header("X-Amz-Target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .body(
+                json!({
+                    "AuthFlow": "USER_PASSWORD_AUTH",
+                    "ClientId": self.server.config.sso.app_client_id,
+                    "AuthParameters": { "USERNAME": email, "PASSWORD": password }
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("sso reachable");
+        assert_eq!(response.status(), 200, "sign-in of {email}");
+        let body: Value = response.json().await.expect("json");
+        body["AuthenticationResult"]["IdToken"].as_str().expect("IdToken").to_owned()
+    }
+
+    pub async fn alice_token(&self) -> String {
+        let alice = &self.server.config.test_users[0];
+        self.id_token(&alice.email, &alice.password).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.expect("server reachable");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn start_session(&self, token: &str) -> (u16, Value) {
+        self.get(&format!("/cloudpay/api/v1/session/start?apijwttoken={token}")).await
+    }
+
+    pub async fn advance_clock(&self, by: &str) {
+        let response = self
+            .http
+            .post(self.url("/sim/clock"))
+            .json(&json!({ "advance": by }))
+            .send()
+            .await
+            .expect("clock reachable");
+        assert_eq!(response.status(), 200);
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Asserts CloudPay's documented error shape and returns the message.
+pub fn assert_error_shape(status: u16, body: &Value) -> String {
+    assert_eq!(body["statusCode"], json!(status), "statusCode in {body}");
+    assert!(body["body"]["status"].is_string(), "body.status in {body}");
+    body["body"]["message"].as_str().expect("body.message").to_owned()
+}

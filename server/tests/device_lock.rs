@@ -1,0 +1,88 @@
+//! The device lock, over HTTP, on SQLite or (with BOXOFFICE_TEST_DATABASE_URL) PostgreSQL.
+
+mod common;
+
+use common::{TestApp, assert_error_shape};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_starts_for_one_customer_admit_exactly_the_limit() {
+    let app = TestApp::start().await;
+    let token = app.alice_token().await;
+    let url = app.url(&format!("/cloudpay/api/v1/session/start?apijwttoken={token}"));
+    // Create the customer first, so the race is about sessions, not the first sighting.
+    let (status, presence) = app.get(&format!("/cloudpay/api/v1/session/prescence?apijwttoken={token}")).await;
+    assert_eq!(status, 200, "{presence}");
+
+    let attempts = (0..50).map(|_| {
+        let http = app.http.clone();
+        let url = url.clone();
+        tokio::spawn(async move { http.get(url).send().await.expect("reachable").status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.expect("task"));
+    }
+    let admitted = statuses.iter().filter(|status| **status == 200).count();
+    let refused = statuses.iter().filter(|status| **status == 403).count();
+    assert_eq!((admitted, refused), (3, 47), "statuses: {statuses:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_fourth_session_is_refused_until_one_is_terminated() {
+    let app = TestApp::start().await;
+    let token = app.alice_token().await;
+    let mut session_ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = app.start_session(&token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["CurrentCustomerSessionStatus"], -1);
+        assert_eq!(body["AuthenticationToken"], body["CurrentCustomerSession"]["Id"]);
+        session_ids.push(body["AuthenticationToken"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = app.start_session(&token).await;
+    assert_eq!(status, 403, "{body}");
+    let message = assert_error_shape(403, &body);
+    assert_eq!(message, "The customer account is blocked due to concurrency limit");
+
+    let (status, body) = app
+        .get(&format!("/cloudpay/api/v1/session/terminate?apisessionid={}", session_ids[0]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["CurrentCustomerSessionStatus"], 0);
+    assert!(body["CurrentCustomerSession"].is_null());
+
+    let (status, _) = app.get(&format!("/cloudpay/api/v1/session/prescence?apisessionid={}", session_ids[0])).await;
+    assert_eq!(status, 200);
+    let (status, body) = app.start_session(&token).await;
+    assert_eq!(status, 200, "a terminated session frees its slot: {body}");
+    let (status, _) = app.start_session(&token).await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_on_the_virtual_clock_and_free_their_slots() {
+    let app = TestApp::start_with_limit(2).await;
+    let token = app.alice_token().await;
+    let (_, first) = app.start_session(&token).await;
+    let first_id = first["AuthenticationToken"].as_str().unwrap().to_owned();
+    assert_eq!(app.start_session(&token).await.0, 200);
+    assert_eq!(app.start_session(&token).await.0, 403);
+
+    // Presence restarts the first session's idle timer; the second one stays idle.
+    app.advance_clock("90m").await;
+    let (_, presence) = app.get(&format!("/cloudpay/api/v1/session/prescence?apisessionid={first_id}")).await;
+    assert_eq!(presence["CurrentCustomerSessionStatus"], -1);
+    app.advance_clock("45m").await;
+
+    // The token itself (one hour) has expired by now: sign in again.
+    let token = app.alice_token().await;
+    let (status, body) = app.start_session(&token).await;
+    assert_eq!(status, 200, "the idle session expired and freed a slot: {body}");
+    assert_eq!(app.start_session(&token).await.0, 403, "the touched session is still live");
+
+    let (_, presence) = app.get(&format!("/cloudpay/api/v1/session/prescence?apisessionid={first_id}")).await;
+    assert_eq!(presence["CurrentCustomerSessionStatus"], -1);
+    app.stop().await;
+}
