@@ -3,5 +3,7 @@
 //! Invariant: a façade never reaches into another façade, and no SQL or provider call
 //! happens in a handler.
 
+mod strict;
+
 pub mod cloudpay;
 pub mod sim_control;

@@ -64,16 +64,16 @@ impl AccountApi {
     ) -> Result<AccountUpdated, CloudPayError> {
         let patch = body.0;
         let changes = AccountChanges {
-            first_name: patch.first_name,
-            last_name: patch.last_name,
-            email: patch.email_address,
+            first_name: patch.first_name.map(String::from),
+            last_name: patch.last_name.map(String::from),
+            email: patch.email_address.map(String::from),
             custom_fields: patch
                 .custom_fields
                 .unwrap_or_default()
                 .into_iter()
                 .map(|field| CustomFieldChange {
-                    id: field.id,
-                    value: field.value,
+                    id: field.id.into(),
+                    value: field.value.map(String::from),
                 })
                 .collect(),
         };

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, Union};
 
+use crate::api::strict::JsonString;
 use crate::core::model::{CustomFieldValue, Customer, Package, Period, PlaybackView, Session};
 use crate::core::{AccountView, Presence};
 
@@ -181,8 +182,8 @@ impl Example for KSessionModel {
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
 pub struct LoginRequest {
-    pub emailaddress: String,
-    pub password: String,
+    pub emailaddress: JsonString,
+    pub password: JsonString,
 }
 
 impl Example for LoginRequest {
@@ -205,7 +206,7 @@ impl LoginPayload {
     /// Email and password from either form; `None` if the string form does not name both.
     pub fn credentials(self) -> Option<(String, String)> {
         match self {
-            LoginPayload::Object(request) => Some((request.emailaddress, request.password)),
+            LoginPayload::Object(request) => Some((request.emailaddress.into(), request.password.into())),
             LoginPayload::Text(text) => {
                 let mut email = None;
                 let mut password = None;
@@ -540,20 +541,20 @@ impl Example for Account {
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "PascalCase")]
 pub struct CustomFieldUpdate {
-    pub id: String,
-    pub label: String,
+    pub id: JsonString,
+    pub label: JsonString,
     pub required: bool,
-    pub value: Option<String>,
+    pub value: Option<JsonString>,
 }
 
 /// The fields to change; omitted fields stay as they are.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "PascalCase", example)]
 pub struct AccountPatch {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<JsonString>,
+    pub last_name: Option<JsonString>,
     /// Not updatable: the email belongs to the identity provider. A different value is refused.
-    pub email_address: Option<String>,
+    pub email_address: Option<JsonString>,
     pub custom_fields: Option<Vec<CustomFieldUpdate>>,
 }
 

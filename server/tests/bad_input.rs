@@ -1,0 +1,163 @@
+//! Bad input gets a 4xx in CloudPay's error shape, never a 5xx, and changes nothing.
+
+mod common;
+
+use common::{TestApp, assert_error_shape};
+use serde_json::{Value, json};
+
+async fn patch(app: &TestApp, session: &str, body: String) -> (u16, Value) {
+    let response = app
+        .http
+        .patch(app.url(&format!("/cloudpay/api/v1/account?apisessionid={session}")))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn refused_account_updates_change_nothing() {
+    let app = TestApp::start().await;
+    let token = app.alice_token().await;
+    let (_, started) = app.start_session(&token).await;
+    let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
+    let (_, before) = app.get(&format!("/cloudpay/api/v1/account?apisessionid={session}")).await;
+    let postcode = before["CustomFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|field| field["Label"] == "Postcode")
+        .unwrap()["Id"]
+        .clone();
+
+    let refused = [
+        ("malformed JSON", "{\"FirstName\": ".to_owned(), 400),
+        ("wrong type", json!({ "FirstName": 5 }).to_string(), 400),
+        ("email change", json!({ "FirstName": "Eve", "EmailAddress": "eve@example.com" }).to_string(), 400),
+        (
+            "unknown custom field",
+            json!({ "FirstName": "Eve", "CustomFields": [{ "Id": "nope", "Label": "x", "Required": false, "Value": "1" }] })
+                .to_string(),
+            400,
+        ),
+        (
+            "required custom field emptied",
+            json!({ "FirstName": "Eve", "CustomFields": [{ "Id": postcode, "Label": "Postcode", "Required": true, "Value": "" }] })
+                .to_string(),
+            400,
+        ),
+        ("blank name", json!({ "FirstName": "   " }).to_string(), 400),
+        ("oversize body", json!({ "FirstName": "a".repeat(300 * 1024) }).to_string(), 413),
+    ];
+    for (case, body, expected) in refused {
+        let (status, error) = patch(&app, &session, body).await;
+        assert_eq!(status, expected, "{case}: {error}");
+        assert_error_shape(expected, &error);
+    }
+    let (_, after) = app.get(&format!("/cloudpay/api/v1/account?apisessionid={session}")).await;
+    assert_eq!(before, after, "refused updates left the account as it was");
+
+    let (status, updated) = patch(
+        &app,
+        &session,
+        json!({ "FirstName": "Alicia", "CustomFields": [{ "Id": postcode, "Label": "Postcode", "Required": true, "Value": "SW1A 1AA" }] })
+            .to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{updated}");
+    assert_eq!(updated["FirstName"], "Alicia");
+    assert!(updated.get("Subscriptions").is_none(), "a PATCH answers without subscriptions");
+    let (_, account) = app.get(&format!("/cloudpay/api/v1/account?apisessionid={session}")).await;
+    assert_eq!(account["FirstName"], "Alicia");
+    assert_eq!(account["Subscriptions"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_documented_client_errors() {
+    let app = TestApp::start().await;
+    let cases = [
+        ("/cloudpay/api/v1/account", 401),
+        ("/cloudpay/api/v1/account?apijwttoken=not.a.jwt", 401),
+        ("/cloudpay/api/v1/account?apisessionid=unknown-session", 401),
+        ("/cloudpay/api/v1/session/terminate", 401),
+        ("/cloudpay/api/v1/package?type=web", 400),
+        ("/cloudpay/api/v1/session/start", 400),
+        ("/cloudpay/api/v1/session/start?emailaddress=alice@example.com&password=wrong", 401),
+        ("/cloudpay/api/v1/session/start?emailaddress=nobody@example.com&password=Whatever-1", 401),
+        ("/cloudpay/sso/start", 400),
+        ("/cloudpay/sso/start/bm90LWEtcmV0dXJudXJs?token=x", 400),
+        ("/cloudpay/api/v1/session/ksession", 400),
+        ("/cloudpay/api/v1/resume?apisessionid=x&size=1000", 400),
+        ("/cloudpay/js/9.9.9/stream-payments.js", 404),
+        ("/cloudpay/no/such/path", 404),
+    ];
+    for (path, expected) in cases {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert_error_shape(expected, &body);
+    }
+    let response = app
+        .http
+        .get(app.url("/cloudpay/api/v1/package"))
+        .header("location", "GBR")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_error_shape(400, &response.json().await.unwrap());
+
+    let response = app
+        .http
+        .post(app.url("/cloudpay/api/v1/session/start"))
+        .header("content-type", "application/json")
+        .body("[1, 2]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_error_shape(400, &response.json().await.unwrap());
+
+    let (status, body) = app.get("/cloudpay/api/v1/package/no-such-package").await;
+    assert_eq!((status, &body["status"]), (404, &json!(404)), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn geo_restricted_packages_need_a_listed_location() {
+    let app = TestApp::start().await;
+    let fixtures = app.server.config.fixtures.clone();
+    let listed = |location: Option<&str>| {
+        let request = app.http.get(app.url("/cloudpay/api/v1/package"));
+        let request = match location {
+            Some(code) => request.header("location", code),
+            None => request,
+        };
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            body["SubscriptionPlanOptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|plan| plan["Id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let geo = fixtures.geo_restricted_package_id.clone();
+    assert!(listed(Some("ie")).await.contains(&geo));
+    assert!(!listed(Some("US")).await.contains(&geo));
+    assert!(!listed(None).await.contains(&geo));
+    assert!(listed(Some("US")).await.contains(&fixtures.monthly_package_id));
+    assert!(!listed(Some("GB")).await.contains(&fixtures.iap_package_id), "IAP packages need type=iap");
+
+    let (status, body) = app.get("/cloudpay/api/v1/package?type=iap").await;
+    assert_eq!(status, 200);
+    let plans = body["SubscriptionPlanOptions"].as_array().unwrap();
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0]["Id"], json!(fixtures.iap_package_id));
+    assert_eq!(plans[0]["IAPData"].as_array().unwrap().len(), 4);
+    app.stop().await;
+}
