@@ -1,1 +1,113 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+
+mod bench;
+mod openapi;
+mod sdk;
+mod sdk_check;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Regenerate the OpenAPI documents under openapi/ (or, with --check, fail if they differ
+    /// from what the code generates).
+    Openapi {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the conformance suite against a base URL, or against a fresh simulator-mode
+    /// server started for the run.
+    Conformance {
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long, default_value = "target/conformance-junit.xml")]
+        junit: PathBuf,
+    },
+    /// Load-test the release build on loopback and print throughput and latency.
+    Bench {
+        /// Seconds per measured run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
+    /// Drive the simulators with the providers' official client libraries.
+    SdkCheck {
+        /// Which: cognito.
+        #[arg(required = true)]
+        which: Vec<String>,
+    },
+}
+
+/// The workspace root, whatever directory cargo was started from.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+pub fn run(command: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{command:?}");
+    let status = command.status().with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+/// A fresh simulator-mode server on a random loopback port, for one xtask run.
+pub async fn start_simulator_mode() -> anyhow::Result<boxoffice::sim::SimServer> {
+    let data_dir = std::env::temp_dir().join(format!("boxoffice-xtask-{}", uuid::Uuid::new_v4().simple()));
+    let server = boxoffice::sim::SimServer::start(boxoffice::sim::SimOptions {
+        addr: "127.0.0.1:0".into(),
+        data_dir,
+        ..Default::default()
+    })
+    .await?;
+    Ok(server)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Task::Openapi { check } => openapi::run(check).await,
+        Task::Conformance { base_url, junit } => {
+            let server = match base_url {
+                Some(_) => None,
+                None => Some(start_simulator_mode().await?),
+            };
+            let base_url = base_url
+                .or_else(|| server.as_ref().map(|server| server.base_url.clone()))
+                .context("no base URL")?;
+            let junit = workspace_root().join(junit);
+            let outcome = tokio::task::spawn_blocking(move || {
+                run(Command::new(env!("CARGO"))
+                    .current_dir(workspace_root())
+                    .args(["run", "--quiet", "-p", "boxoffice-conformance", "--bin", "conformance", "--"])
+                    .arg("--base-url")
+                    .arg(&base_url)
+                    .arg("--junit")
+                    .arg(&junit))
+            })
+            .await?;
+            if let Some(server) = server {
+                server.stop().await;
+            }
+            outcome
+        }
+        Task::Bench { seconds, connections } => bench::run(seconds, connections).await,
+        Task::SdkCheck { which } => sdk::run(&which).await,
+    }
+}

@@ -1,0 +1,53 @@
+//! `cargo xtask sdk-check …`: the providers' official client libraries, installed from PyPI
+//! into a virtualenv under target/, pointed at a fresh simulator-mode server.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::{run, start_simulator_mode, sdk_check, workspace_root};
+
+const KNOWN: [&str; 1] = ["cognito"];
+
+/// Creates (once) the virtualenv with the pinned SDKs and returns its interpreter.
+fn virtualenv() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let venv = root.join("target/sdk-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("python3 with the venv module is needed (Debian: apt-get install python3-venv)")?;
+    }
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(root.join("xtask/sdk-check/requirements.txt")))?;
+    Ok(python)
+}
+
+pub async fn run(which: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = which.iter().find(|name| !KNOWN.contains(&name.as_str())) {
+        bail!("no SDK check named {unknown}; known: {}", KNOWN.join(", "));
+    }
+    let python = tokio::task::spawn_blocking(virtualenv).await??;
+    let server = start_simulator_mode().await?;
+    let config = server.config.clone();
+    let wanted = which.to_vec();
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        if wanted.iter().any(|name| name == "cognito") {
+            sdk_check::cognito(
+                &python,
+                &config.urls.sim_sso,
+                &config.sso.app_client_id,
+                &config.sso.user_pool_id,
+                &config.sso.region,
+            )
+            .context("sdk-check cognito")?;
+            println!("sdk-check cognito: ok");
+        }
+        Ok(())
+    })
+    .await?;
+    server.stop().await;
+    outcome
+}
