@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::{run, workspace_root};
+use crate::{run_command, workspace_root};
 
 struct Server(Child);
 
@@ -43,7 +43,7 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
         bail!("the benchmark needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk)");
     }
     let root = workspace_root();
-    run(Command::new(env!("CARGO"))
+    run_command(Command::new(env!("CARGO"))
         .current_dir(&root)
         .args(["build", "--release", "--quiet", "-p", "boxoffice-server", "--bin", "boxoffice"]))?;
     let port = free_port()?;

@@ -58,7 +58,7 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn run(command: &mut Command) -> anyhow::Result<()> {
+pub fn run_command(command: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{command:?}");
     let status = command.status().with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("no base URL")?;
             let junit = workspace_root().join(junit);
             let outcome = tokio::task::spawn_blocking(move || {
-                run(Command::new(env!("CARGO"))
+                run_command(Command::new(env!("CARGO"))
                     .current_dir(workspace_root())
                     .args(["run", "--quiet", "-p", "boxoffice-conformance", "--bin", "conformance", "--"])
                     .arg("--base-url")

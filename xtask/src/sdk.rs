@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::{run, start_simulator_mode, sdk_check, workspace_root};
+use crate::{run_command, sdk_check, start_simulator_mode, workspace_root};
 
 const KNOWN: [&str; 1] = ["cognito"];
 
@@ -16,10 +16,10 @@ fn virtualenv() -> anyhow::Result<PathBuf> {
     let venv = root.join("target/sdk-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+        run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv))
             .context("python3 with the venv module is needed (Debian: apt-get install python3-venv)")?;
     }
-    run(Command::new(&python)
+    run_command(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(root.join("xtask/sdk-check/requirements.txt")))?;
     Ok(python)

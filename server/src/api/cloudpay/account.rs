@@ -115,7 +115,7 @@ impl AccountApi {
     ///
     /// For a DRM licence server: may this customer play this entry now? Granted when the
     /// customer exists, has a live session and holds an entitlement.
-    #[oai(path = "/api/v1/validatedrm/:entry_id/:customer_id", method = "get", tag = "AccountTags::Playback", operation_id = "validate-drm")]
+    #[oai(path = "/api/v1/validatedrm/:entryId/:customerId", method = "get", tag = "AccountTags::Playback", operation_id = "validate-drm")]
     async fn validate_drm(
         &self,
         #[oai(name = "entryId")] entry_id: Path<String>,

@@ -93,7 +93,7 @@ impl PackageApi {
     ///
     /// One package by id. With a `location` header, a package not sold in that country is
     /// not found.
-    #[oai(path = "/api/v1/package/:package_id", method = "get", tag = "PackageTags::Packages", operation_id = "get-api-v1-package-by-id")]
+    #[oai(path = "/api/v1/package/:packageId", method = "get", tag = "PackageTags::Packages", operation_id = "get-api-v1-package-by-id")]
     async fn package_by_id(
         &self,
         auth: OptionalCloudPayAuth,

@@ -230,7 +230,7 @@ impl SessionApi {
     ///
     /// Puts a live session's `AuthenticationToken` in the `.auth` cookie and redirects to
     /// `callbackurl` (a path on this host or an allowed host; `/` when absent).
-    #[oai(path = "/api/v1/session/setcookie/:authentication_token", method = "get", tag = "SessionTags::Session", operation_id = "set-authentication-cookie")]
+    #[oai(path = "/api/v1/session/setcookie/:authenticationToken", method = "get", tag = "SessionTags::Session", operation_id = "set-authentication-cookie")]
     async fn set_authentication_cookie(
         &self,
         /// The `AuthenticationToken` from session start.
