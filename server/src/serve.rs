@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::TcpListener;
-use poem::{EndpointExt, Server};
+use poem::{EndpointExt, Route, Server};
 
 use crate::app;
 use crate::clock::SystemClock;
@@ -15,8 +15,9 @@ use crate::core::{Core, IdentityVerifier};
 use crate::providers::sso::SsoClient;
 use crate::store::Store;
 
-pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::Result<()> {
-    let config = ConfigFile::load(config_path)?;
+/// Builds the server from a configuration: opens (and migrates) the store, writes the
+/// catalogue, and returns the routes with the core behind them.
+pub async fn assemble(config: &ConfigFile, database_url: &str) -> anyhow::Result<(Route, Arc<Core>)> {
     let store = Store::open(database_url).await?;
     let core = Arc::new(Core::new(
         store,
@@ -26,7 +27,12 @@ pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::
         config.playback_settings(),
     ));
     core.seed_catalogue(&config.catalogue.to_seed()?).await?;
-    let routes = app::server_routes(core.clone(), config.cloudpay_settings()?);
+    Ok((app::server_routes(core.clone(), config.cloudpay_settings()?), core))
+}
+
+pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::Result<()> {
+    let config = ConfigFile::load(config_path)?;
+    let (routes, core) = assemble(&config, database_url).await?;
     tracing::info!(%addr, "boxoffice serving");
     Server::new(TcpListener::bind(addr))
         .run_with_graceful_shutdown(
