@@ -51,7 +51,9 @@ impl VirtualClock {
 
     fn offset(&self) -> std::sync::MutexGuard<'_, Duration> {
         // The guarded value is a plain Duration, always valid, so a poisoned lock is harmless.
-        self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn advance(&self, by: Duration) -> Result<DateTime<Utc>, ClockError> {

@@ -18,9 +18,15 @@ use crate::providers::sso::CognitoAppClient;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid configuration: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -207,7 +213,8 @@ impl PackageConfig {
         let invalid = |what: String| ConfigError::Invalid(format!("package {}: {what}", self.id));
         let currency = Currency::parse(&self.currency)
             .ok_or_else(|| invalid(format!("unknown currency {}", self.currency)))?;
-        let interval = parse_period(&self.interval).ok_or_else(|| invalid(format!("bad interval {}", self.interval)))?;
+        let interval = parse_period(&self.interval)
+            .ok_or_else(|| invalid(format!("bad interval {}", self.interval)))?;
         let duration = self
             .duration
             .as_deref()
@@ -242,7 +249,11 @@ impl PackageConfig {
             sales_channel,
             display_order: self.display_order,
             entitlements: self.entitlements.clone(),
-            countries: self.countries.iter().map(|c| c.to_ascii_uppercase()).collect(),
+            countries: self
+                .countries
+                .iter()
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
             iap_products,
             metadata: self
                 .metadata
@@ -267,7 +278,11 @@ impl CatalogueConfig {
 
     pub fn to_seed(&self) -> Result<CatalogueSeed, ConfigError> {
         Ok(CatalogueSeed {
-            packages: self.packages.iter().map(PackageConfig::to_package).collect::<Result<_, _>>()?,
+            packages: self
+                .packages
+                .iter()
+                .map(PackageConfig::to_package)
+                .collect::<Result<_, _>>()?,
             custom_fields: self
                 .custom_fields
                 .iter()
@@ -288,7 +303,10 @@ impl ConfigFile {
             path: shown.clone(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: shown,
+            source,
+        })
     }
 
     pub fn session_settings(&self) -> SessionSettings {
@@ -309,15 +327,20 @@ impl ConfigFile {
         let identity = &self.identity;
         let keys = match (&identity.jwks_url, &identity.shared_secret) {
             (Some(url), None) => SigningKeys::Jwks { url: url.clone() },
-            (None, Some(secret)) => SigningKeys::SharedSecret { secret: secret.clone() },
+            (None, Some(secret)) => SigningKeys::SharedSecret {
+                secret: secret.clone(),
+            },
             _ => {
                 return Err(ConfigError::Invalid(
-                    "identity needs exactly one of jwks_url (RS256) and shared_secret (HS256)".into(),
+                    "identity needs exactly one of jwks_url (RS256) and shared_secret (HS256)"
+                        .into(),
                 ));
             }
         };
         if identity.audiences.is_empty() {
-            return Err(ConfigError::Invalid("identity.audiences must name at least one client".into()));
+            return Err(ConfigError::Invalid(
+                "identity.audiences must name at least one client".into(),
+            ));
         }
         Ok(IdentitySettings {
             issuer: identity.issuer.clone(),
@@ -358,9 +381,27 @@ mod tests {
 
     #[test]
     fn periods_read_as_cloudpay_writes_them() {
-        assert_eq!(parse_period("1month"), Some(Period { count: 1, unit: PeriodUnit::Month }));
-        assert_eq!(parse_period("12months"), Some(Period { count: 12, unit: PeriodUnit::Month }));
-        assert_eq!(parse_period("7 days"), Some(Period { count: 7, unit: PeriodUnit::Day }));
+        assert_eq!(
+            parse_period("1month"),
+            Some(Period {
+                count: 1,
+                unit: PeriodUnit::Month
+            })
+        );
+        assert_eq!(
+            parse_period("12months"),
+            Some(Period {
+                count: 12,
+                unit: PeriodUnit::Month
+            })
+        );
+        assert_eq!(
+            parse_period("7 days"),
+            Some(Period {
+                count: 7,
+                unit: PeriodUnit::Day
+            })
+        );
         assert_eq!(parse_period("0days"), None);
         assert_eq!(parse_period("month"), None);
         assert_eq!(parse_period("3fortnights"), None);

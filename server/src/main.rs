@@ -7,7 +7,11 @@ use poem::{EndpointExt, Server};
 use boxoffice::sim::{SimOptions, SimServer};
 
 #[derive(Parser)]
-#[command(name = "boxoffice", version, about = "The box office of an OTT service: CloudPay, AlphaOTT and Amino APIs over one core, with offline provider simulators")]
+#[command(
+    name = "boxoffice",
+    version,
+    about = "The box office of an OTT service: CloudPay, AlphaOTT and Amino APIs over one core, with offline provider simulators"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +27,12 @@ enum Command {
         /// Where the SQLite file and simulator keys are kept.
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// Concurrent sessions allowed per customer.
+        #[arg(long, default_value_t = 3)]
+        device_limit: u32,
+        /// Sign SSO tokens with this shared secret (HS256) instead of an RSA key (RS256).
+        #[arg(long)]
+        sso_shared_secret: Option<String>,
     },
     /// The server alone, against the providers its configuration names.
     Serve {
@@ -64,10 +74,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Sim { addr, data } => {
+        Command::Sim {
+            addr,
+            data,
+            device_limit,
+            sso_shared_secret,
+        } => {
             let server = SimServer::start(SimOptions {
                 addr,
                 data_dir: data,
+                device_limit,
+                sso_shared_secret,
                 ..SimOptions::default()
             })
             .await?;
@@ -83,7 +100,10 @@ async fn main() -> anyhow::Result<()> {
             SimulatorName::Sso => {
                 let listener = TcpListener::bind(addr.clone());
                 let simulator = boxoffice::sim::standalone_sso(&addr, &data)?;
-                println!("SSO simulator (Cognito user pool {}) at http://{addr}", boxoffice::sim::USER_POOL_ID);
+                println!(
+                    "SSO simulator (Cognito user pool {}) at http://{addr}",
+                    boxoffice::sim::USER_POOL_ID
+                );
                 Server::new(listener)
                     .run_with_graceful_shutdown(
                         simulator.endpoint().map_to_response(),

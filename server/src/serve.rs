@@ -17,7 +17,10 @@ use crate::store::Store;
 
 /// Builds the server from a configuration: opens (and migrates) the store, writes the
 /// catalogue, and returns the routes with the core behind them.
-pub async fn assemble(config: &ConfigFile, database_url: &str) -> anyhow::Result<(Route, Arc<Core>)> {
+pub async fn assemble(
+    config: &ConfigFile,
+    database_url: &str,
+) -> anyhow::Result<(Route, Arc<Core>)> {
     let store = Store::open(database_url).await?;
     let core = Arc::new(Core::new(
         store,
@@ -27,7 +30,10 @@ pub async fn assemble(config: &ConfigFile, database_url: &str) -> anyhow::Result
         config.playback_settings(),
     ));
     core.seed_catalogue(&config.catalogue.to_seed()?).await?;
-    Ok((app::server_routes(core.clone(), config.cloudpay_settings()?), core))
+    Ok((
+        app::server_routes(core.clone(), config.cloudpay_settings()?),
+        core,
+    ))
 }
 
 pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::Result<()> {

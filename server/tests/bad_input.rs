@@ -24,7 +24,9 @@ async fn refused_account_updates_change_nothing() {
     let token = app.alice_token().await;
     let (_, started) = app.start_session(&token).await;
     let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
-    let (_, before) = app.get(&format!("/cloudpay/api/v1/account?apisessionid={session}")).await;
+    let (_, before) = app
+        .get(&format!("/cloudpay/api/v1/account?apisessionid={session}"))
+        .await;
     let postcode = before["CustomFields"]
         .as_array()
         .unwrap()
@@ -57,7 +59,9 @@ async fn refused_account_updates_change_nothing() {
         assert_eq!(status, expected, "{case}: {error}");
         assert_error_shape(expected, &error);
     }
-    let (_, after) = app.get(&format!("/cloudpay/api/v1/account?apisessionid={session}")).await;
+    let (_, after) = app
+        .get(&format!("/cloudpay/api/v1/account?apisessionid={session}"))
+        .await;
     assert_eq!(before, after, "refused updates left the account as it was");
 
     let (status, updated) = patch(
@@ -69,8 +73,13 @@ async fn refused_account_updates_change_nothing() {
     .await;
     assert_eq!(status, 202, "{updated}");
     assert_eq!(updated["FirstName"], "Alicia");
-    assert!(updated.get("Subscriptions").is_none(), "a PATCH answers without subscriptions");
-    let (_, account) = app.get(&format!("/cloudpay/api/v1/account?apisessionid={session}")).await;
+    assert!(
+        updated.get("Subscriptions").is_none(),
+        "a PATCH answers without subscriptions"
+    );
+    let (_, account) = app
+        .get(&format!("/cloudpay/api/v1/account?apisessionid={session}"))
+        .await;
     assert_eq!(account["FirstName"], "Alicia");
     assert_eq!(account["Subscriptions"], json!([]));
     app.stop().await;
@@ -86,8 +95,14 @@ async fn malformed_requests_get_documented_client_errors() {
         ("/cloudpay/api/v1/session/terminate", 401),
         ("/cloudpay/api/v1/package?type=web", 400),
         ("/cloudpay/api/v1/session/start", 400),
-        ("/cloudpay/api/v1/session/start?emailaddress=alice@example.com&password=wrong", 401),
-        ("/cloudpay/api/v1/session/start?emailaddress=nobody@example.com&password=Whatever-1", 401),
+        (
+            "/cloudpay/api/v1/session/start?emailaddress=alice@example.com&password=wrong",
+            401,
+        ),
+        (
+            "/cloudpay/api/v1/session/start?emailaddress=nobody@example.com&password=Whatever-1",
+            401,
+        ),
         ("/cloudpay/sso/start", 400),
         ("/cloudpay/sso/start/bm90LWEtcmV0dXJudXJs?token=x", 400),
         ("/cloudpay/api/v1/session/ksession", 400),
@@ -150,8 +165,15 @@ async fn geo_restricted_packages_need_a_listed_location() {
     assert!(listed(Some("ie")).await.contains(&geo));
     assert!(!listed(Some("US")).await.contains(&geo));
     assert!(!listed(None).await.contains(&geo));
-    assert!(listed(Some("US")).await.contains(&fixtures.monthly_package_id));
-    assert!(!listed(Some("GB")).await.contains(&fixtures.iap_package_id), "IAP packages need type=iap");
+    assert!(
+        listed(Some("US"))
+            .await
+            .contains(&fixtures.monthly_package_id)
+    );
+    assert!(
+        !listed(Some("GB")).await.contains(&fixtures.iap_package_id),
+        "IAP packages need type=iap"
+    );
 
     let (status, body) = app.get("/cloudpay/api/v1/package?type=iap").await;
     assert_eq!(status, 200);

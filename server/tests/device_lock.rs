@@ -8,15 +8,28 @@ use common::{TestApp, assert_error_shape};
 async fn fifty_concurrent_starts_for_one_customer_admit_exactly_the_limit() {
     let app = TestApp::start().await;
     let token = app.alice_token().await;
-    let url = app.url(&format!("/cloudpay/api/v1/session/start?apijwttoken={token}"));
+    let url = app.url(&format!(
+        "/cloudpay/api/v1/session/start?apijwttoken={token}"
+    ));
     // Create the customer first, so the race is about sessions, not the first sighting.
-    let (status, presence) = app.get(&format!("/cloudpay/api/v1/session/prescence?apijwttoken={token}")).await;
+    let (status, presence) = app
+        .get(&format!(
+            "/cloudpay/api/v1/session/prescence?apijwttoken={token}"
+        ))
+        .await;
     assert_eq!(status, 200, "{presence}");
 
     let attempts = (0..50).map(|_| {
         let http = app.http.clone();
         let url = url.clone();
-        tokio::spawn(async move { http.get(url).send().await.expect("reachable").status().as_u16() })
+        tokio::spawn(async move {
+            http.get(url)
+                .send()
+                .await
+                .expect("reachable")
+                .status()
+                .as_u16()
+        })
     });
     let mut statuses = Vec::new();
     for attempt in attempts {
@@ -37,22 +50,36 @@ async fn the_fourth_session_is_refused_until_one_is_terminated() {
         let (status, body) = app.start_session(&token).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["CurrentCustomerSessionStatus"], -1);
-        assert_eq!(body["AuthenticationToken"], body["CurrentCustomerSession"]["Id"]);
+        assert_eq!(
+            body["AuthenticationToken"],
+            body["CurrentCustomerSession"]["Id"]
+        );
         session_ids.push(body["AuthenticationToken"].as_str().unwrap().to_owned());
     }
     let (status, body) = app.start_session(&token).await;
     assert_eq!(status, 403, "{body}");
     let message = assert_error_shape(403, &body);
-    assert_eq!(message, "The customer account is blocked due to concurrency limit");
+    assert_eq!(
+        message,
+        "The customer account is blocked due to concurrency limit"
+    );
 
     let (status, body) = app
-        .get(&format!("/cloudpay/api/v1/session/terminate?apisessionid={}", session_ids[0]))
+        .get(&format!(
+            "/cloudpay/api/v1/session/terminate?apisessionid={}",
+            session_ids[0]
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["CurrentCustomerSessionStatus"], 0);
     assert!(body["CurrentCustomerSession"].is_null());
 
-    let (status, _) = app.get(&format!("/cloudpay/api/v1/session/prescence?apisessionid={}", session_ids[0])).await;
+    let (status, _) = app
+        .get(&format!(
+            "/cloudpay/api/v1/session/prescence?apisessionid={}",
+            session_ids[0]
+        ))
+        .await;
     assert_eq!(status, 200);
     let (status, body) = app.start_session(&token).await;
     assert_eq!(status, 200, "a terminated session frees its slot: {body}");
@@ -72,17 +99,60 @@ async fn idle_sessions_expire_on_the_virtual_clock_and_free_their_slots() {
 
     // Presence restarts the first session's idle timer; the second one stays idle.
     app.advance_clock("90m").await;
-    let (_, presence) = app.get(&format!("/cloudpay/api/v1/session/prescence?apisessionid={first_id}")).await;
+    let (_, presence) = app
+        .get(&format!(
+            "/cloudpay/api/v1/session/prescence?apisessionid={first_id}"
+        ))
+        .await;
     assert_eq!(presence["CurrentCustomerSessionStatus"], -1);
     app.advance_clock("45m").await;
 
     // The token itself (one hour) has expired by now: sign in again.
     let token = app.alice_token().await;
     let (status, body) = app.start_session(&token).await;
-    assert_eq!(status, 200, "the idle session expired and freed a slot: {body}");
-    assert_eq!(app.start_session(&token).await.0, 403, "the touched session is still live");
+    assert_eq!(
+        status, 200,
+        "the idle session expired and freed a slot: {body}"
+    );
+    assert_eq!(
+        app.start_session(&token).await.0,
+        403,
+        "the touched session is still live"
+    );
 
-    let (_, presence) = app.get(&format!("/cloudpay/api/v1/session/prescence?apisessionid={first_id}")).await;
+    let (_, presence) = app
+        .get(&format!(
+            "/cloudpay/api/v1/session/prescence?apisessionid={first_id}"
+        ))
+        .await;
     assert_eq!(presence["CurrentCustomerSessionStatus"], -1);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn simulator_mode_can_sign_with_a_shared_secret() {
+    let data_dir =
+        std::env::temp_dir().join(format!("boxoffice-test-{}", uuid::Uuid::new_v4().simple()));
+    let server = boxoffice::sim::SimServer::start(boxoffice::sim::SimOptions {
+        addr: "127.0.0.1:0".into(),
+        data_dir: data_dir.clone(),
+        sso_shared_secret: Some("partner-shared-secret".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(server.config.sso.algorithm, "HS256");
+    let http = reqwest::Client::new();
+    let alice = &server.config.test_users[0];
+    let response = http
+        .get(format!(
+            "{}/cloudpay/api/v1/session/start?emailaddress={}&password={}",
+            server.base_url, alice.email, alice.password
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(data_dir);
 }

@@ -33,11 +33,17 @@ fn the_example_configuration_is_valid() {
 #[tokio::test]
 async fn serve_accepts_shared_secret_tokens_and_refuses_others() {
     let config = config();
-    let data = std::env::temp_dir().join(format!("boxoffice-serve-{}", uuid::Uuid::new_v4().simple()));
+    let data =
+        std::env::temp_dir().join(format!("boxoffice-serve-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data).unwrap();
     let database_url = format!("sqlite://{}", data.join("serve.sqlite").display());
-    let (routes, core) = boxoffice::serve::assemble(&config, &database_url).await.unwrap();
-    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let (routes, core) = boxoffice::serve::assemble(&config, &database_url)
+        .await
+        .unwrap();
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
     let server = tokio::spawn(Server::new_with_acceptor(acceptor).run(routes.map_to_response()));
     let base = format!("http://{addr}/cloudpay");
@@ -49,24 +55,42 @@ async fn serve_accepts_shared_secret_tokens_and_refuses_others() {
         "given_name": "Grace", "family_name": "Hopper",
     });
     let token = |secret: &str| {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     };
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let start = |token: String| {
         let http = http.clone();
         let url = format!("{base}/api/v1/session/start?apijwttoken={token}");
         async move {
             let response = http.get(url).send().await.unwrap();
-            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
         }
     };
 
     let (status, body) = start(token(SECRET)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["CurrentCustomerSession"]["CustomerEmailAddress"], "grace@example.com");
+    assert_eq!(
+        body["CurrentCustomerSession"]["CustomerEmailAddress"],
+        "grace@example.com"
+    );
     assert_eq!(body["CurrentCustomerSession"]["CustomerFirstName"], "Grace");
     let (status, body) = start(token("a-guessed-secret")).await;
-    assert_eq!((status, body["statusCode"].as_u64()), (401, Some(401)), "{body}");
+    assert_eq!(
+        (status, body["statusCode"].as_u64()),
+        (401, Some(401)),
+        "{body}"
+    );
 
     let packages: Value = http
         .get(format!("{base}/api/v1/package"))
@@ -77,11 +101,19 @@ async fn serve_accepts_shared_secret_tokens_and_refuses_others() {
         .json()
         .await
         .unwrap();
-    assert_eq!(packages["SubscriptionPlanOptions"].as_array().unwrap().len(), 2);
-    assert!(packages["SubscriptionPlanOptions"][0]["PurchaseUrl"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://payments.example.com/cloudpay/sso/startbasket/"));
+    assert_eq!(
+        packages["SubscriptionPlanOptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        packages["SubscriptionPlanOptions"][0]["PurchaseUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://payments.example.com/cloudpay/sso/startbasket/")
+    );
 
     server.abort();
     core.store().close().await;

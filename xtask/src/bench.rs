@@ -17,7 +17,9 @@ impl Drop for Server {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// wrk's `--latency` table: `99%    1.23ms`.
@@ -43,11 +45,18 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
         bail!("the benchmark needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk)");
     }
     let root = workspace_root();
-    run_command(Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "boxoffice-server", "--bin", "boxoffice"]))?;
+    run_command(Command::new(env!("CARGO")).current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "boxoffice-server",
+        "--bin",
+        "boxoffice",
+    ]))?;
     let port = free_port()?;
-    let data = std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
+    let data =
+        std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
     let started = Instant::now();
     let _server = Server(
         Command::new(root.join("target/release/boxoffice"))
@@ -61,7 +70,12 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     loop {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {
@@ -69,16 +83,29 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("simulator mode healthy {} ms after start", started.elapsed().as_millis());
+    println!(
+        "simulator mode healthy {} ms after start",
+        started.elapsed().as_millis()
+    );
 
     let targets = [
-        ("GET /cloudpay/api/v1/package", format!("{base}/cloudpay/api/v1/package")),
+        (
+            "GET /cloudpay/api/v1/package",
+            format!("{base}/cloudpay/api/v1/package"),
+        ),
         ("GET /healthz", format!("{base}/healthz")),
     ];
     println!("wrk: {connections} connections, 2 threads, {seconds} s per endpoint, loopback");
     for (name, url) in targets {
         let output = Command::new("wrk")
-            .args(["--latency", "-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "-H", "location: GB"])
+            .args([
+                "--latency",
+                "-t2",
+                &format!("-c{connections}"),
+                &format!("-d{seconds}s"),
+                "-H",
+                "location: GB",
+            ])
             .arg(&url)
             .output()
             .context("run wrk")?;

@@ -60,7 +60,9 @@ pub fn workspace_root() -> PathBuf {
 
 pub fn run_command(command: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{command:?}");
-    let status = command.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -69,7 +71,8 @@ pub fn run_command(command: &mut Command) -> anyhow::Result<()> {
 
 /// A fresh simulator-mode server on a random loopback port, for one xtask run.
 pub async fn start_simulator_mode() -> anyhow::Result<boxoffice::sim::SimServer> {
-    let data_dir = std::env::temp_dir().join(format!("boxoffice-xtask-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir =
+        std::env::temp_dir().join(format!("boxoffice-xtask-{}", uuid::Uuid::new_v4().simple()));
     let server = boxoffice::sim::SimServer::start(boxoffice::sim::SimOptions {
         addr: "127.0.0.1:0".into(),
         data_dir,
@@ -93,13 +96,23 @@ async fn main() -> anyhow::Result<()> {
                 .context("no base URL")?;
             let junit = workspace_root().join(junit);
             let outcome = tokio::task::spawn_blocking(move || {
-                run_command(Command::new(env!("CARGO"))
-                    .current_dir(workspace_root())
-                    .args(["run", "--quiet", "-p", "boxoffice-conformance", "--bin", "conformance", "--"])
-                    .arg("--base-url")
-                    .arg(&base_url)
-                    .arg("--junit")
-                    .arg(&junit))
+                run_command(
+                    Command::new(env!("CARGO"))
+                        .current_dir(workspace_root())
+                        .args([
+                            "run",
+                            "--quiet",
+                            "-p",
+                            "boxoffice-conformance",
+                            "--bin",
+                            "conformance",
+                            "--",
+                        ])
+                        .arg("--base-url")
+                        .arg(&base_url)
+                        .arg("--junit")
+                        .arg(&junit),
+                )
             })
             .await?;
             if let Some(server) = server {
@@ -107,7 +120,10 @@ async fn main() -> anyhow::Result<()> {
             }
             outcome
         }
-        Task::Bench { seconds, connections } => bench::run(seconds, connections).await,
+        Task::Bench {
+            seconds,
+            connections,
+        } => bench::run(seconds, connections).await,
         Task::SdkCheck { which } => sdk::run(&which).await,
     }
 }

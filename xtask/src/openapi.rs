@@ -19,7 +19,9 @@ pub async fn run(check: bool) -> anyhow::Result<()> {
     for (name, document) in &documents {
         let committed = std::fs::read_to_string(directory.join(name)).unwrap_or_default();
         if committed != format!("{document}\n") {
-            drifted.push(format!("openapi/{name} differs from what the code generates"));
+            drifted.push(format!(
+                "openapi/{name} differs from what the code generates"
+            ));
         }
     }
     for entry in std::fs::read_dir(&directory)? {
@@ -32,6 +34,9 @@ pub async fn run(check: bool) -> anyhow::Result<()> {
         println!("openapi/: {} documents match the code", documents.len());
         Ok(())
     } else {
-        bail!("{}\nrun `cargo xtask openapi` and commit the result", drifted.join("\n"))
+        bail!(
+            "{}\nrun `cargo xtask openapi` and commit the result",
+            drifted.join("\n")
+        )
     }
 }

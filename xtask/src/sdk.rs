@@ -16,12 +16,22 @@ fn virtualenv() -> anyhow::Result<PathBuf> {
     let venv = root.join("target/sdk-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
-        run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("python3 with the venv module is needed (Debian: apt-get install python3-venv)")?;
+        run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+            "python3 with the venv module is needed (Debian: apt-get install python3-venv)",
+        )?;
     }
-    run_command(Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(root.join("xtask/sdk-check/requirements.txt")))?;
+    run_command(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(root.join("xtask/sdk-check/requirements.txt")),
+    )?;
     Ok(python)
 }
 

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 
 /// Where the check scripts are, whatever directory cargo was started from.
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-check").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sdk-check")
+        .join(name)
 }
 
 /// boto3's `cognito-idp` client against a Cognito user pool endpoint (the SSO simulator):

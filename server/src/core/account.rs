@@ -36,7 +36,9 @@ fn checked_name(label: &str, value: Option<String>) -> Result<Option<String>, Co
         return Err(CoreError::Invalid(format!("{label} must not be empty")));
     }
     if trimmed.chars().count() > MAX_NAME_LENGTH {
-        return Err(CoreError::Invalid(format!("{label} is longer than {MAX_NAME_LENGTH} characters")));
+        return Err(CoreError::Invalid(format!(
+            "{label} is longer than {MAX_NAME_LENGTH} characters"
+        )));
     }
     Ok(Some(trimmed.to_owned()))
 }
@@ -44,7 +46,10 @@ fn checked_name(label: &str, value: Option<String>) -> Result<Option<String>, Co
 impl Core {
     /// What entitles this customer to watch. Entitlements are derived from live
     /// subscriptions; until a purchase flow creates one, a customer holds none.
-    pub(crate) async fn entitlements(&self, _customer: &Customer) -> Result<Vec<String>, CoreError> {
+    pub(crate) async fn entitlements(
+        &self,
+        _customer: &Customer,
+    ) -> Result<Vec<String>, CoreError> {
         Ok(Vec::new())
     }
 
@@ -71,12 +76,12 @@ impl Core {
         changes: AccountChanges,
     ) -> Result<AccountView, CoreError> {
         let customer = self.authenticated_customer(credential).await?;
-        if let Some(email) = &changes.email {
-            if !email.eq_ignore_ascii_case(&customer.email) {
-                return Err(CoreError::Invalid(
-                    "EmailAddress cannot be changed here; it belongs to the identity provider".into(),
-                ));
-            }
+        if let Some(email) = &changes.email
+            && !email.eq_ignore_ascii_case(&customer.email)
+        {
+            return Err(CoreError::Invalid(
+                "EmailAddress cannot be changed here; it belongs to the identity provider".into(),
+            ));
         }
         let first_name = checked_name("FirstName", changes.first_name)?;
         let last_name = checked_name("LastName", changes.last_name)?;
@@ -86,10 +91,15 @@ impl Core {
             let field = defined
                 .iter()
                 .find(|field| field.id == change.id)
-                .ok_or_else(|| CoreError::Invalid(format!("There is no custom field {}", change.id)))?;
+                .ok_or_else(|| {
+                    CoreError::Invalid(format!("There is no custom field {}", change.id))
+                })?;
             let value = change.value.unwrap_or_default();
             if field.required && value.trim().is_empty() {
-                return Err(CoreError::Invalid(format!("The custom field {} is required", field.label)));
+                return Err(CoreError::Invalid(format!(
+                    "The custom field {} is required",
+                    field.label
+                )));
             }
             if value.chars().count() > MAX_CUSTOM_VALUE_LENGTH {
                 return Err(CoreError::Invalid(format!(
@@ -110,7 +120,11 @@ impl Core {
                 self.now(),
             )
             .await?;
-        let customer = self.store.customer(&customer.id).await?.ok_or(CoreError::NotFound("customer"))?;
+        let customer = self
+            .store
+            .customer(&customer.id)
+            .await?
+            .ok_or(CoreError::NotFound("customer"))?;
         self.account_of(customer).await
     }
 }

@@ -26,12 +26,22 @@ impl CatalogueSeed {
         let mut ids = std::collections::HashSet::new();
         for package in &self.packages {
             if !ids.insert(package.id.as_str()) {
-                return Err(CoreError::Invalid(format!("package {} is defined twice", package.id)));
+                return Err(CoreError::Invalid(format!(
+                    "package {} is defined twice",
+                    package.id
+                )));
             }
             if package.title.trim().is_empty() {
-                return Err(CoreError::Invalid(format!("package {} has no title", package.id)));
+                return Err(CoreError::Invalid(format!(
+                    "package {} has no title",
+                    package.id
+                )));
             }
-            if let Some(country) = package.countries.iter().find(|c| Country::parse(c).is_none()) {
+            if let Some(country) = package
+                .countries
+                .iter()
+                .find(|c| Country::parse(c).is_none())
+            {
                 return Err(CoreError::Invalid(format!(
                     "package {}: {country} is not an ISO 3166-1 alpha-2 country code",
                     package.id
@@ -85,7 +95,11 @@ impl Core {
 
     /// One package; hidden (not found) where the caller's country may not buy it.
     pub async fn package(&self, id: &str, country: Option<&Country>) -> Result<Package, CoreError> {
-        let package = self.store.package(id).await?.ok_or(CoreError::NotFound("package"))?;
+        let package = self
+            .store
+            .package(id)
+            .await?
+            .ok_or(CoreError::NotFound("package"))?;
         if country.is_some() && !package.sold_in(country.map(Country::code)) {
             return Err(CoreError::NotFound("package"));
         }

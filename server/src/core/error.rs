@@ -21,7 +21,10 @@ pub enum CoreError {
     Forbidden(String),
     /// An outside party (identity provider, payment provider) could not be reached.
     #[error("{provider} is unavailable: {detail}")]
-    ProviderUnavailable { provider: &'static str, detail: String },
+    ProviderUnavailable {
+        provider: &'static str,
+        detail: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -99,23 +99,40 @@ impl IdentityVerifier {
     /// Invariant: a token is accepted only if signed with the configured kind of key: an
     /// HS256 token is refused when keys come from a JWKS (the HS/RS confusion attack), an
     /// RS256 token when a shared secret is configured, and `alg: none` always.
-    pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedIdentity, CoreError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedIdentity, CoreError> {
         let header = decode_header(token).map_err(|_| refuse("The token is not a valid JWT"))?;
         let (algorithm, key) = match &self.settings.keys {
             SigningKeys::SharedSecret { secret } => {
-                if !matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                if !matches!(
+                    header.alg,
+                    Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+                ) {
                     return Err(refuse("The token's algorithm is not accepted"));
                 }
-                (header.alg, Arc::new((header.alg, DecodingKey::from_secret(secret.as_bytes()))))
+                (
+                    header.alg,
+                    Arc::new((header.alg, DecodingKey::from_secret(secret.as_bytes()))),
+                )
             }
             SigningKeys::Jwks { url } => {
                 if !matches!(
                     header.alg,
-                    Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::ES256 | Algorithm::ES384
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::ES256
+                        | Algorithm::ES384
                 ) {
                     return Err(refuse("The token's algorithm is not accepted"));
                 }
-                let kid = header.kid.as_deref().ok_or_else(|| refuse("The token names no signing key"))?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| refuse("The token names no signing key"))?;
                 let key = self.jwks_key(url, kid).await?;
                 if key.0 != header.alg {
                     return Err(refuse("The token's algorithm does not match its key"));
@@ -131,7 +148,9 @@ impl IdentityVerifier {
         validation.set_issuer(&[&self.settings.issuer]);
         let claims = decode::<Map<String, Value>>(token, &key.1, &validation)
             .map_err(|error| match error.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidIssuer => refuse("The token was issued by an unknown issuer"),
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
+                    refuse("The token was issued by an unknown issuer")
+                }
                 jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => {
                     refuse(format!("The token lacks the {claim} claim"))
                 }
@@ -154,24 +173,34 @@ impl IdentityVerifier {
         })
     }
 
-    fn check_times(&self, claims: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), CoreError> {
+    fn check_times(
+        &self,
+        claims: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
         let now = now.timestamp();
         let leeway = self.settings.leeway_seconds;
         let seconds = |name: &str| claims.get(name).and_then(Value::as_f64).map(|s| s as i64);
-        let expires = seconds("exp").ok_or_else(|| refuse("The token's exp claim is not a number"))?;
+        let expires =
+            seconds("exp").ok_or_else(|| refuse("The token's exp claim is not a number"))?;
         if expires + leeway <= now {
             return Err(refuse("The token has expired"));
         }
-        if let Some(not_before) = seconds("nbf") {
-            if not_before - leeway > now {
-                return Err(refuse("The token is not valid yet"));
-            }
+        if let Some(not_before) = seconds("nbf")
+            && not_before - leeway > now
+        {
+            return Err(refuse("The token is not valid yet"));
         }
         Ok(())
     }
 
     fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), CoreError> {
-        let accepted = |value: &str| self.settings.audiences.iter().any(|audience| audience == value);
+        let accepted = |value: &str| {
+            self.settings
+                .audiences
+                .iter()
+                .any(|audience| audience == value)
+        };
         let matches = match (claims.get("aud"), claims.get("client_id")) {
             (Some(Value::String(aud)), _) => accepted(aud),
             (Some(Value::Array(auds)), _) => auds.iter().filter_map(Value::as_str).any(accepted),
@@ -185,7 +214,11 @@ impl IdentityVerifier {
         }
     }
 
-    async fn jwks_key(&self, url: &str, kid: &str) -> Result<Arc<(Algorithm, DecodingKey)>, CoreError> {
+    async fn jwks_key(
+        &self,
+        url: &str,
+        kid: &str,
+    ) -> Result<Arc<(Algorithm, DecodingKey)>, CoreError> {
         if let Some(key) = self.jwks_cache.read().await.get(kid) {
             return Ok(key.clone());
         }
@@ -194,13 +227,18 @@ impl IdentityVerifier {
         if let Some(key) = cache.get(kid) {
             return Ok(key.clone());
         }
-        let jwks = self.sso.fetch_jwks(url).await.map_err(|error| CoreError::ProviderUnavailable {
-            provider: "the SSO provider",
-            detail: error.to_string(),
-        })?;
+        let jwks =
+            self.sso
+                .fetch_jwks(url)
+                .await
+                .map_err(|error| CoreError::ProviderUnavailable {
+                    provider: "the SSO provider",
+                    detail: error.to_string(),
+                })?;
         cache.clear();
         for jwk in &jwks.keys {
-            let (Some(key_id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else {
+            let (Some(key_id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
+            else {
                 continue;
             };
             let algorithm = match jwk.common.key_algorithm.map(|a| a.to_string()) {
@@ -217,18 +255,22 @@ impl IdentityVerifier {
 
     /// Exchanges email and password for an SSO token at the identity provider.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<String, CoreError> {
-        let app = self
-            .settings
-            .password_login
-            .as_ref()
-            .ok_or_else(|| CoreError::Invalid("Email and password login is not enabled; start the session with apijwttoken".into()))?;
-        self.sso.sign_in(app, email, password).await.map_err(|error| match error {
-            SignInError::Refused(_) => CoreError::InvalidLogin,
-            SignInError::Provider(error) => CoreError::ProviderUnavailable {
-                provider: "the SSO provider",
-                detail: error.to_string(),
-            },
-        })
+        let app = self.settings.password_login.as_ref().ok_or_else(|| {
+            CoreError::Invalid(
+                "Email and password login is not enabled; start the session with apijwttoken"
+                    .into(),
+            )
+        })?;
+        self.sso
+            .sign_in(app, email, password)
+            .await
+            .map_err(|error| match error {
+                SignInError::Refused(_) => CoreError::InvalidLogin,
+                SignInError::Provider(error) => CoreError::ProviderUnavailable {
+                    provider: "the SSO provider",
+                    detail: error.to_string(),
+                },
+            })
     }
 }
 
@@ -247,7 +289,9 @@ mod tests {
             IdentitySettings {
                 issuer: ISSUER.into(),
                 audiences: vec!["partner-app".into()],
-                keys: SigningKeys::SharedSecret { secret: SECRET.into() },
+                keys: SigningKeys::SharedSecret {
+                    secret: SECRET.into(),
+                },
                 claims: ClaimsMap::default(),
                 leeway_seconds: 0,
                 password_login: None,
@@ -261,7 +305,12 @@ mod tests {
     }
 
     fn token(claims: Value, algorithm: Algorithm, secret: &str) -> String {
-        encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(algorithm),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn claims() -> Value {
@@ -286,10 +335,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_token_maps_its_claims() {
-        let identity = verifier().verify(&token(claims(), Algorithm::HS256, SECRET), now()).await.unwrap();
+        let identity = verifier()
+            .verify(&token(claims(), Algorithm::HS256, SECRET), now())
+            .await
+            .unwrap();
         assert_eq!(identity.subject, "user-1");
         assert_eq!(identity.email, "ada@example.com");
-        assert_eq!((identity.first_name.as_str(), identity.last_name.as_str()), ("Ada", "Lovelace"));
+        assert_eq!(
+            (identity.first_name.as_str(), identity.last_name.as_str()),
+            ("Ada", "Lovelace")
+        );
         assert_eq!(identity.token_fingerprint.len(), 64);
     }
 
@@ -298,21 +353,35 @@ mod tests {
         let mut access = claims();
         access.as_object_mut().unwrap().remove("aud");
         access["client_id"] = json!("partner-app");
-        assert!(verifier().verify(&token(access, Algorithm::HS256, SECRET), now()).await.is_ok());
+        assert!(
+            verifier()
+                .verify(&token(access, Algorithm::HS256, SECRET), now())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
     async fn expiry_and_not_before_are_read_against_the_given_clock() {
         let expired = with(claims(), "exp", json!(now().timestamp() - 1));
-        assert_eq!(refusal(&token(expired, Algorithm::HS256, SECRET)).await, "The token has expired");
+        assert_eq!(
+            refusal(&token(expired, Algorithm::HS256, SECRET)).await,
+            "The token has expired"
+        );
         let early = with(claims(), "nbf", json!(now().timestamp() + 60));
-        assert_eq!(refusal(&token(early, Algorithm::HS256, SECRET)).await, "The token is not valid yet");
+        assert_eq!(
+            refusal(&token(early, Algorithm::HS256, SECRET)).await,
+            "The token is not valid yet"
+        );
         let no_expiry = {
             let mut c = claims();
             c.as_object_mut().unwrap().remove("exp");
             c
         };
-        assert_eq!(refusal(&token(no_expiry, Algorithm::HS256, SECRET)).await, "The token lacks the exp claim");
+        assert_eq!(
+            refusal(&token(no_expiry, Algorithm::HS256, SECRET)).await,
+            "The token lacks the exp claim"
+        );
     }
 
     #[tokio::test]
@@ -347,7 +416,10 @@ mod tests {
         let genuine = token(claims(), Algorithm::HS256, SECRET);
         let mut parts: Vec<String> = genuine.split('.').map(str::to_owned).collect();
         parts[1] = engine.encode(with(claims(), "sub", json!("someone-else")).to_string());
-        assert_eq!(refusal(&parts.join(".")).await, "The token's signature is not valid");
+        assert_eq!(
+            refusal(&parts.join(".")).await,
+            "The token's signature is not valid"
+        );
         assert_eq!(refusal("not-a-jwt").await, "The token is not a valid JWT");
     }
 
@@ -362,7 +434,10 @@ mod tests {
             engine.encode(serde_json::to_string(&header).unwrap()),
             engine.encode(claims().to_string())
         );
-        assert_eq!(refusal(&forged).await, "The token's algorithm is not accepted");
+        assert_eq!(
+            refusal(&forged).await,
+            "The token's algorithm is not accepted"
+        );
     }
 
     #[tokio::test]
@@ -371,7 +446,9 @@ mod tests {
             IdentitySettings {
                 issuer: ISSUER.into(),
                 audiences: vec!["partner-app".into()],
-                keys: SigningKeys::Jwks { url: "http://127.0.0.1:9/unreachable".into() },
+                keys: SigningKeys::Jwks {
+                    url: "http://127.0.0.1:9/unreachable".into(),
+                },
                 claims: ClaimsMap::default(),
                 leeway_seconds: 0,
                 password_login: None,
@@ -380,7 +457,9 @@ mod tests {
         );
         let confused = token(claims(), Algorithm::HS256, "the-rsa-public-key-as-a-secret");
         match verifier.verify(&confused, now()).await {
-            Err(CoreError::Unauthenticated(reason)) => assert_eq!(reason, "The token's algorithm is not accepted"),
+            Err(CoreError::Unauthenticated(reason)) => {
+                assert_eq!(reason, "The token's algorithm is not accepted")
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

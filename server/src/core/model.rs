@@ -273,7 +273,14 @@ mod tests {
             currency: Currency::parse("JPY").unwrap(),
         };
         assert_eq!(yen.formatted(), "¥500");
-        assert_eq!(Money { minor_units: 5, currency: gbp }.formatted(), "£0.05");
+        assert_eq!(
+            Money {
+                minor_units: 5,
+                currency: gbp
+            }
+            .formatted(),
+            "£0.05"
+        );
     }
 
     #[test]
@@ -283,8 +290,14 @@ mod tests {
             title: "t".into(),
             body: "b".into(),
             style: None,
-            price: Money { minor_units: 100, currency: Currency::parse("GBP").unwrap() },
-            interval: Period { count: 1, unit: PeriodUnit::Month },
+            price: Money {
+                minor_units: 100,
+                currency: Currency::parse("GBP").unwrap(),
+            },
+            interval: Period {
+                count: 1,
+                unit: PeriodUnit::Month,
+            },
             duration: None,
             recurring: true,
             trial_days: None,

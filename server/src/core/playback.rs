@@ -51,7 +51,11 @@ fn deny(reason: &str) -> DrmDecision {
 impl Core {
     /// A signed, short-lived playback session for one entry, if the caller has a live session
     /// and an entitlement. A grant is also recorded as a view, for "continue watching".
-    pub async fn ksession(&self, credential: Option<&Credential>, entry_id: &str) -> Result<KSessionGrant, CoreError> {
+    pub async fn ksession(
+        &self,
+        credential: Option<&Credential>,
+        entry_id: &str,
+    ) -> Result<KSessionGrant, CoreError> {
         let entry_id = entry_id.trim();
         if entry_id.is_empty() {
             return Err(CoreError::Invalid("entryid is required".into()));
@@ -73,7 +77,9 @@ impl Core {
             });
         }
         let now = self.now();
-        let expires = now + chrono::Duration::from_std(self.playback.ksession_ttl).unwrap_or(chrono::Duration::hours(1));
+        let expires = now
+            + chrono::Duration::from_std(self.playback.ksession_ttl)
+                .unwrap_or(chrono::Duration::hours(1));
         let claims = json!({
             "entryId": entry_id,
             "customerId": customer.id,
@@ -94,7 +100,11 @@ impl Core {
     }
 
     /// May this customer get a DRM licence for this entry now?
-    pub async fn validate_drm(&self, entry_id: &str, customer_id: &str) -> Result<DrmDecision, CoreError> {
+    pub async fn validate_drm(
+        &self,
+        entry_id: &str,
+        customer_id: &str,
+    ) -> Result<DrmDecision, CoreError> {
         if entry_id.trim().is_empty() {
             return Err(CoreError::Invalid("entryId is required".into()));
         }
@@ -127,11 +137,18 @@ impl Core {
             return Err(CoreError::Invalid("page starts at 1".into()));
         }
         if size == 0 || size > MAX_PAGE_SIZE {
-            return Err(CoreError::Invalid(format!("size must be between 1 and {MAX_PAGE_SIZE}")));
+            return Err(CoreError::Invalid(format!(
+                "size must be between 1 and {MAX_PAGE_SIZE}"
+            )));
         }
         let customer = self.authenticated_customer(credential).await?;
         let offset = (page - 1).saturating_mul(size);
         let views = self.store.views(&customer.id, order, offset, size).await?;
-        Ok(ResumePage { page, size, order, views })
+        Ok(ResumePage {
+            page,
+            size,
+            order,
+            views,
+        })
     }
 }

@@ -43,11 +43,15 @@ impl Core {
     }
 
     fn session_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + chrono::Duration::from_std(self.sessions.idle_timeout).unwrap_or(chrono::Duration::hours(2))
+        now + chrono::Duration::from_std(self.sessions.idle_timeout)
+            .unwrap_or(chrono::Duration::hours(2))
     }
 
     /// The customer a verified token names, created on first sight from the token's claims.
-    pub(crate) async fn customer_for(&self, identity: &VerifiedIdentity) -> Result<Customer, CoreError> {
+    pub(crate) async fn customer_for(
+        &self,
+        identity: &VerifiedIdentity,
+    ) -> Result<Customer, CoreError> {
         let candidate = Customer {
             id: Uuid::new_v4().to_string(),
             issuer: identity.issuer.clone(),
@@ -60,7 +64,9 @@ impl Core {
         };
         let customer = self.store.customer_for_identity(&candidate).await?;
         if customer.deleted {
-            return Err(CoreError::Forbidden("The customer account has been deleted".into()));
+            return Err(CoreError::Forbidden(
+                "The customer account has been deleted".into(),
+            ));
         }
         Ok(customer)
     }
@@ -76,7 +82,9 @@ impl Core {
             LoginCredential::ThirdPartyToken(token) => token,
             LoginCredential::Password { email, password } => {
                 if email.trim().is_empty() || password.is_empty() {
-                    return Err(CoreError::Invalid("emailaddress and password are required".into()));
+                    return Err(CoreError::Invalid(
+                        "emailaddress and password are required".into(),
+                    ));
                 }
                 self.identity.sign_in(email.trim(), &password).await?
             }
@@ -115,7 +123,10 @@ impl Core {
                     .store
                     .live_session_for_token(&customer.id, &identity.token_fingerprint, now)
                     .await?;
-                Ok(Presence { customer: Some(customer), session })
+                Ok(Presence {
+                    customer: Some(customer),
+                    session,
+                })
             }
             Credential::SessionToken(id) => {
                 let Some(session) = self.store.live_session(id, now).await? else {
@@ -142,7 +153,11 @@ impl Core {
         if let Some(session) = presence.session.as_mut() {
             let now = self.now();
             let expires_at = self.session_expiry(now);
-            if self.store.touch_session(&session.id, now, expires_at).await? {
+            if self
+                .store
+                .touch_session(&session.id, now, expires_at)
+                .await?
+            {
                 session.last_seen_at = now;
                 session.expires_at = expires_at;
             } else {
@@ -153,7 +168,10 @@ impl Core {
     }
 
     /// The customer behind a credential, for operations that need one but not a session.
-    pub async fn authenticated_customer(&self, credential: &Credential) -> Result<Customer, CoreError> {
+    pub async fn authenticated_customer(
+        &self,
+        credential: &Credential,
+    ) -> Result<Customer, CoreError> {
         self.presence_of(credential)
             .await?
             .customer
@@ -164,10 +182,18 @@ impl Core {
     pub async fn terminate(&self, credential: &Credential) -> Result<Customer, CoreError> {
         let presence = self.presence_of(credential).await?;
         let (Some(customer), Some(session)) = (presence.customer, presence.session) else {
-            return Err(CoreError::Unauthenticated("There is no active session to terminate".into()));
+            return Err(CoreError::Unauthenticated(
+                "There is no active session to terminate".into(),
+            ));
         };
-        if !self.store.end_session(&session.id, self.now(), "terminated").await? {
-            return Err(CoreError::Unauthenticated("There is no active session to terminate".into()));
+        if !self
+            .store
+            .end_session(&session.id, self.now(), "terminated")
+            .await?
+        {
+            return Err(CoreError::Unauthenticated(
+                "There is no active session to terminate".into(),
+            ));
         }
         Ok(customer)
     }
@@ -181,6 +207,9 @@ impl Core {
     }
 
     pub async fn live_session_count(&self, customer_id: &str) -> Result<u32, CoreError> {
-        Ok(self.store.live_session_count(customer_id, self.now()).await?)
+        Ok(self
+            .store
+            .live_session_count(customer_id, self.now())
+            .await?)
     }
 }

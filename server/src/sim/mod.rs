@@ -14,12 +14,16 @@ use rand::Rng;
 use tokio::task::JoinHandle;
 
 use crate::api::cloudpay::CloudPaySettings;
-use crate::api::sim_control::{BaseUrls, ControlApi, Fixtures, SimulatorConfig, SsoDetails, TestUser};
+use crate::api::sim_control::{
+    BaseUrls, ControlApi, Fixtures, SimulatorConfig, SsoDetails, TestUser,
+};
 use crate::app;
 use crate::clock::{Clock, VirtualClock};
 use crate::config::CatalogueConfig;
 use crate::core::identity::{ClaimsMap, SigningKeys};
-use crate::core::{Core, Country, IdentitySettings, IdentityVerifier, PlaybackSettings, SessionSettings};
+use crate::core::{
+    Core, Country, IdentitySettings, IdentityVerifier, PlaybackSettings, SessionSettings,
+};
 use crate::providers::sso::{CognitoAppClient, SsoClient};
 use crate::store::Store;
 
@@ -38,9 +42,15 @@ const TEST_USERS: [(&str, &str, &str, &str); 3] = [
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -59,6 +69,9 @@ pub struct SimOptions {
     /// Another database instead of the SQLite file (tests use a fresh PostgreSQL schema).
     pub database_url: Option<String>,
     pub device_limit: u32,
+    /// Sign SSO tokens with this shared secret (HS256) instead of the pool's RSA key, for
+    /// partners whose SSO shares a secret.
+    pub sso_shared_secret: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -68,6 +81,7 @@ impl Default for SimOptions {
             data_dir: PathBuf::from("data"),
             database_url: None,
             device_limit: SessionSettings::default().device_limit,
+            sso_shared_secret: None,
         }
     }
 }
@@ -89,7 +103,12 @@ struct Assembly {
     control_document: String,
 }
 
-fn simulator_config(base_url: &str, sso: &SsoSimulator, device_limit: u32, catalogue: &CatalogueConfig) -> SimulatorConfig {
+fn simulator_config(
+    base_url: &str,
+    sso: &SsoSimulator,
+    options: &SimOptions,
+    catalogue: &CatalogueConfig,
+) -> SimulatorConfig {
     let package = |title_part: &str| {
         catalogue
             .packages
@@ -98,7 +117,10 @@ fn simulator_config(base_url: &str, sso: &SsoSimulator, device_limit: u32, catal
             .map(|package| package.id.clone())
             .unwrap_or_default()
     };
-    let geo = catalogue.packages.iter().find(|package| !package.countries.is_empty());
+    let geo = catalogue
+        .packages
+        .iter()
+        .find(|package| !package.countries.is_empty());
     SimulatorConfig {
         mode: "simulator".into(),
         urls: BaseUrls {
@@ -117,10 +139,15 @@ fn simulator_config(base_url: &str, sso: &SsoSimulator, device_limit: u32, catal
             app_client_id: APP_CLIENT_ID.into(),
             issuer: sso.issuer(),
             jwks_url: sso.jwks_url(),
-            algorithm: "RS256".into(),
+            algorithm: if options.sso_shared_secret.is_some() {
+                "HS256"
+            } else {
+                "RS256"
+            }
+            .into(),
             auto_confirm: true,
         },
-        device_limit,
+        device_limit: options.device_limit,
         test_users: TEST_USERS
             .iter()
             .map(|(email, password, first, last)| TestUser {
@@ -136,13 +163,19 @@ fn simulator_config(base_url: &str, sso: &SsoSimulator, device_limit: u32, catal
             one_off_package_id: package("Day Pass"),
             iap_package_id: package("Mobile"),
             geo_restricted_package_id: geo.map(|package| package.id.clone()).unwrap_or_default(),
-            geo_allowed_countries: geo.map(|package| package.countries.clone()).unwrap_or_default(),
+            geo_allowed_countries: geo
+                .map(|package| package.countries.clone())
+                .unwrap_or_default(),
             geo_denied_country: "US".into(),
         },
     }
 }
 
-async fn assemble(base_url: &str, options: &SimOptions, clock: Arc<VirtualClock>) -> Result<Assembly, SimError> {
+async fn assemble(
+    base_url: &str,
+    options: &SimOptions,
+    clock: Arc<VirtualClock>,
+) -> Result<Assembly, SimError> {
     std::fs::create_dir_all(&options.data_dir).map_err(|source| SimError::DataDir {
         path: options.data_dir.display().to_string(),
         source,
@@ -155,7 +188,12 @@ async fn assemble(base_url: &str, options: &SimOptions, clock: Arc<VirtualClock>
             app_client_id: APP_CLIENT_ID.into(),
             public_base_url: format!("{base_url}/sim/sso"),
             auto_confirm: true,
-            signing: SsoSigning::Rs256,
+            signing: match &options.sso_shared_secret {
+                Some(secret) => SsoSigning::Hs256 {
+                    secret: secret.clone(),
+                },
+                None => SsoSigning::Rs256,
+            },
             signing_key_path: Some(options.data_dir.join("sso-signing-key.pk8")),
             token_ttl: Duration::from_secs(60 * 60),
         },
@@ -174,14 +212,24 @@ async fn assemble(base_url: &str, options: &SimOptions, clock: Arc<VirtualClock>
 
     let database_url = match &options.database_url {
         Some(url) => url.clone(),
-        None => format!("sqlite://{}", options.data_dir.join("boxoffice.sqlite").display()),
+        None => format!(
+            "sqlite://{}",
+            options.data_dir.join("boxoffice.sqlite").display()
+        ),
     };
     let store = Store::open(&database_url).await?;
     let identity = IdentityVerifier::new(
         IdentitySettings {
             issuer: sso.issuer(),
             audiences: vec![APP_CLIENT_ID.into()],
-            keys: SigningKeys::Jwks { url: sso.jwks_url() },
+            keys: match &options.sso_shared_secret {
+                Some(secret) => SigningKeys::SharedSecret {
+                    secret: secret.clone(),
+                },
+                None => SigningKeys::Jwks {
+                    url: sso.jwks_url(),
+                },
+            },
             claims: ClaimsMap::default(),
             leeway_seconds: 0,
             password_login: Some(CognitoAppClient {
@@ -213,7 +261,7 @@ async fn assemble(base_url: &str, options: &SimOptions, clock: Arc<VirtualClock>
     let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     core.seed_catalogue(&catalogue.to_seed()?).await?;
 
-    let config = simulator_config(base_url, &sso, options.device_limit, &catalogue);
+    let config = simulator_config(base_url, &sso, options, &catalogue);
     let cloudpay = CloudPaySettings {
         public_url: format!("{base_url}/cloudpay"),
         redirect_hosts: vec!["127.0.0.1".into(), "localhost".into()],
@@ -322,8 +370,7 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
     let options = SimOptions {
         addr: "127.0.0.1:8080".into(),
         data_dir: scratch.clone(),
-        database_url: None,
-        device_limit: SessionSettings::default().device_limit,
+        ..SimOptions::default()
     };
     let assembly = assemble(base_url, &options, Arc::new(VirtualClock::new())).await?;
     let cloudpay = crate::api::cloudpay::document(
@@ -336,7 +383,10 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
     );
     let documents = vec![
         ("cloudpay.json", cloudpay),
-        ("sim-sso.json", boxoffice_simulators::sso::openapi_json(&format!("{base_url}/sim/sso"))),
+        (
+            "sim-sso.json",
+            boxoffice_simulators::sso::openapi_json(&format!("{base_url}/sim/sso")),
+        ),
         ("sim-control.json", assembly.control_document),
     ];
     assembly.core.store().close().await;

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError, classify, to_millis};
 use crate::core::model::{
@@ -17,14 +17,17 @@ macro_rules! package_columns {
 }
 
 fn period(count: i64, unit: &str) -> Result<Period, StoreError> {
-    let unit = PeriodUnit::parse(unit).ok_or_else(|| StoreError::Corrupt(format!("period unit {unit}")))?;
-    let count = u32::try_from(count).map_err(|_| StoreError::Corrupt(format!("period count {count}")))?;
+    let unit = PeriodUnit::parse(unit)
+        .ok_or_else(|| StoreError::Corrupt(format!("period unit {unit}")))?;
+    let count =
+        u32::try_from(count).map_err(|_| StoreError::Corrupt(format!("period count {count}")))?;
     Ok(Period { count, unit })
 }
 
 fn package_from_row(row: &AnyRow) -> Result<Package, StoreError> {
     let currency: String = row.try_get("currency")?;
-    let currency = Currency::parse(&currency).ok_or_else(|| StoreError::Corrupt(format!("currency {currency}")))?;
+    let currency = Currency::parse(&currency)
+        .ok_or_else(|| StoreError::Corrupt(format!("currency {currency}")))?;
     let sales_channel: String = row.try_get("sales_channel")?;
     let duration_count: Option<i64> = row.try_get("duration_count")?;
     let duration_unit: Option<String> = row.try_get("duration_unit")?;
@@ -38,14 +41,19 @@ fn package_from_row(row: &AnyRow) -> Result<Package, StoreError> {
             minor_units: row.try_get("amount_minor")?,
             currency,
         },
-        interval: period(row.try_get("interval_count")?, &row.try_get::<String, _>("interval_unit")?)?,
+        interval: period(
+            row.try_get("interval_count")?,
+            &row.try_get::<String, _>("interval_unit")?,
+        )?,
         duration: match (duration_count, duration_unit) {
             (Some(count), Some(unit)) => Some(period(count, &unit)?),
             _ => None,
         },
         recurring: row.try_get::<i64, _>("recurring")? != 0,
         trial_days: trial_days
-            .map(|days| u32::try_from(days).map_err(|_| StoreError::Corrupt(format!("trial days {days}"))))
+            .map(|days| {
+                u32::try_from(days).map_err(|_| StoreError::Corrupt(format!("trial days {days}")))
+            })
             .transpose()?,
         sales_channel: SalesChannel::parse(&sales_channel)
             .ok_or_else(|| StoreError::Corrupt(format!("sales channel {sales_channel}")))?,
@@ -68,7 +76,10 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        let mut packages = rows.iter().map(package_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut packages = rows
+            .iter()
+            .map(package_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         self.attach_package_details(&mut packages, None).await?;
         Ok(packages)
     }
@@ -93,9 +104,16 @@ impl Store {
         packages: &mut [Package],
         only: Option<&str>,
     ) -> Result<(), StoreError> {
-        let index: HashMap<String, usize> =
-            packages.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
-        let filter = if only.is_some() { " WHERE package_id = $1" } else { "" };
+        let index: HashMap<String, usize> = packages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        let filter = if only.is_some() {
+            " WHERE package_id = $1"
+        } else {
+            ""
+        };
         let fetch = |sql: String| {
             // Only the fixed table and column names above are formatted in.
             let query = sqlx::query(AssertSqlSafe(sql));
@@ -201,18 +219,22 @@ impl Store {
             "package_metadata",
         ] {
             // `table` comes from the fixed list above.
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE package_id = $1")))
-                .bind(&package.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE package_id = $1"
+            )))
+            .bind(&package.id)
+            .execute(&mut *tx)
+            .await?;
         }
         for entitlement in &package.entitlements {
-            sqlx::query("INSERT INTO package_entitlements (package_id, entitlement) VALUES ($1, $2)")
-                .bind(&package.id)
-                .bind(entitlement)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
+            sqlx::query(
+                "INSERT INTO package_entitlements (package_id, entitlement) VALUES ($1, $2)",
+            )
+            .bind(&package.id)
+            .bind(entitlement)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         }
         for country in &package.countries {
             sqlx::query("INSERT INTO package_countries (package_id, country_code) VALUES ($1, $2)")

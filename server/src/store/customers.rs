@@ -33,7 +33,10 @@ pub struct AccountUpdate<'a> {
 impl Store {
     /// Returns the customer for this identity, creating it on first sight. Two first logins
     /// racing each other get the same row: the (issuer, subject) constraint decides.
-    pub async fn customer_for_identity(&self, candidate: &Customer) -> Result<Customer, StoreError> {
+    pub async fn customer_for_identity(
+        &self,
+        candidate: &Customer,
+    ) -> Result<Customer, StoreError> {
         let now = to_millis(candidate.created_at);
         sqlx::query(
             "INSERT INTO customers (id, issuer, subject, email, first_name, last_name, deleted, \
@@ -63,10 +66,14 @@ impl Store {
     }
 
     pub async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", customer_columns!(), " FROM customers WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(customer_from_row).transpose()
     }
 
@@ -109,11 +116,10 @@ impl Store {
     }
 
     pub async fn custom_fields(&self) -> Result<Vec<CustomField>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, label, required FROM custom_fields ORDER BY display_order, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT id, label, required FROM custom_fields ORDER BY display_order, id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(CustomField {
@@ -146,7 +152,10 @@ impl Store {
     }
 
     /// Every defined field with this customer's value, if any.
-    pub async fn custom_values(&self, customer_id: &str) -> Result<Vec<CustomFieldValue>, StoreError> {
+    pub async fn custom_values(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<CustomFieldValue>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.id, f.label, f.required, v.value FROM custom_fields f \
              LEFT JOIN customer_custom_values v ON v.field_id = f.id AND v.customer_id = $1 \

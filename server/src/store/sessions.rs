@@ -40,13 +40,17 @@ impl Store {
     /// of replicas. The first statement bumps the customer's `session_guard`, which takes the
     /// row lock on PostgreSQL and the write lock on SQLite, so the count and the insert that
     /// follow run one customer at a time.
-    pub async fn start_session(&self, start: &SessionStart<'_>) -> Result<Option<Session>, StoreError> {
+    pub async fn start_session(
+        &self,
+        start: &SessionStart<'_>,
+    ) -> Result<Option<Session>, StoreError> {
         let now = to_millis(start.now);
         let mut tx = self.pool.begin().await?;
-        let guarded = sqlx::query("UPDATE customers SET session_guard = session_guard + 1 WHERE id = $1")
-            .bind(start.customer_id)
-            .execute(&mut *tx)
-            .await?;
+        let guarded =
+            sqlx::query("UPDATE customers SET session_guard = session_guard + 1 WHERE id = $1")
+                .bind(start.customer_id)
+                .execute(&mut *tx)
+                .await?;
         if guarded.rows_affected() == 0 {
             return Err(StoreError::NotFound("customer"));
         }
@@ -93,7 +97,11 @@ impl Store {
         }))
     }
 
-    pub async fn live_session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+    pub async fn live_session(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
@@ -147,7 +155,12 @@ impl Store {
     }
 
     /// Ends a live session; `false` if it had already ended or expired.
-    pub async fn end_session(&self, id: &str, now: DateTime<Utc>, reason: &str) -> Result<bool, StoreError> {
+    pub async fn end_session(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
         let ended = sqlx::query(
             "UPDATE sessions SET ended_at = $2, end_reason = $3 \
              WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
@@ -160,7 +173,11 @@ impl Store {
         Ok(ended.rows_affected() == 1)
     }
 
-    pub async fn live_session_count(&self, customer_id: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+    pub async fn live_session_count(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) AS live FROM sessions \
              WHERE customer_id = $1 AND ended_at IS NULL AND expires_at > $2",

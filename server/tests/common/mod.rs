@@ -19,24 +19,31 @@ pub struct TestApp {
 }
 
 fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("boxoffice-test-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("boxoffice-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
 
 /// A fresh schema on the PostgreSQL server named by the environment, if any.
 async fn fresh_postgres_database() -> Option<String> {
-    let url = std::env::var(POSTGRES_ENV).ok().filter(|url| !url.is_empty())?;
+    let url = std::env::var(POSTGRES_ENV)
+        .ok()
+        .filter(|url| !url.is_empty())?;
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&url)
         .await
-        .unwrap_or_else(|error| panic!("{POSTGRES_ENV}={url} is set but PostgreSQL is unreachable: {error}"));
+        .unwrap_or_else(|error| {
+            panic!("{POSTGRES_ENV}={url} is set but PostgreSQL is unreachable: {error}")
+        });
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut admin)
         .await
         .expect("create schema");
     let separator = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{separator}options=-c%20search_path%3D{schema}"))
+    Some(format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
 }
 
 impl TestApp {
@@ -51,12 +58,16 @@ impl TestApp {
             data_dir: data_dir.clone(),
             database_url: fresh_postgres_database().await,
             device_limit,
+            ..SimOptions::default()
         })
         .await
         .expect("simulator mode starts");
         TestApp {
             server,
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             data_dir,
         }
     }
@@ -71,7 +82,10 @@ impl TestApp {
         let response = self
             .http
             .post(self.url("/sim/sso/"))
-            .header("X-Amz-Target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .header(
+                "X-Amz-Target",
+                "AWSCognitoIdentityProviderService.InitiateAuth",
+            )
             .header("Content-Type", "application/x-amz-json-1.1")
             .body(
                 json!({
@@ -86,7 +100,10 @@ impl TestApp {
             .expect("sso reachable");
         assert_eq!(response.status(), 200, "sign-in of {email}");
         let body: Value = response.json().await.expect("json");
-        body["AuthenticationResult"]["IdToken"].as_str().expect("IdToken").to_owned()
+        body["AuthenticationResult"]["IdToken"]
+            .as_str()
+            .expect("IdToken")
+            .to_owned()
     }
 
     pub async fn alice_token(&self) -> String {
@@ -95,14 +112,25 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).send().await.expect("server reachable");
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("server reachable");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn start_session(&self, token: &str) -> (u16, Value) {
-        self.get(&format!("/cloudpay/api/v1/session/start?apijwttoken={token}")).await
+        self.get(&format!(
+            "/cloudpay/api/v1/session/start?apijwttoken={token}"
+        ))
+        .await
     }
 
     pub async fn advance_clock(&self, by: &str) {
@@ -126,5 +154,8 @@ impl TestApp {
 pub fn assert_error_shape(status: u16, body: &Value) -> String {
     assert_eq!(body["statusCode"], json!(status), "statusCode in {body}");
     assert!(body["body"]["status"].is_string(), "body.status in {body}");
-    body["body"]["message"].as_str().expect("body.message").to_owned()
+    body["body"]["message"]
+        .as_str()
+        .expect("body.message")
+        .to_owned()
 }

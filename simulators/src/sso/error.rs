@@ -106,12 +106,18 @@ pub struct CognitoError {
 
 impl CognitoError {
     pub fn new(error_type: CognitoErrorType, message: impl Into<String>) -> Self {
-        Self { error_type, message: message.into() }
+        Self {
+            error_type,
+            message: message.into(),
+        }
     }
 
     /// Cognito's one answer to a wrong password, so that it tells nothing else.
     pub fn incorrect_credentials() -> Self {
-        Self::new(CognitoErrorType::NotAuthorized, "Incorrect username or password.")
+        Self::new(
+            CognitoErrorType::NotAuthorized,
+            "Incorrect username or password.",
+        )
     }
 
     pub fn code_mismatch() -> Self {

@@ -27,15 +27,6 @@ pub(crate) enum UserStatus {
     Confirmed,
 }
 
-impl UserStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Unconfirmed => "UNCONFIRMED",
-            Self::Confirmed => "CONFIRMED",
-        }
-    }
-}
-
 /// A code the pool "emailed" and expects back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PendingCode {
@@ -55,7 +46,10 @@ impl PasswordHash {
     fn new(password: &str) -> Self {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
-        Self { salt, digest: Self::digest(&salt, password) }
+        Self {
+            salt,
+            digest: Self::digest(&salt, password),
+        }
     }
 
     fn digest(salt: &[u8; 16], password: &str) -> [u8; 32] {
@@ -150,13 +144,20 @@ pub(crate) struct UserPool {
 
 impl UserPool {
     pub fn new(prevent_user_existence_errors: bool) -> Self {
-        Self { prevent_user_existence_errors, ..Self::default() }
+        Self {
+            prevent_user_existence_errors,
+            ..Self::default()
+        }
     }
 
     /// Users in sign-up order (the order a listing shows).
     pub fn users(&self) -> Vec<&User> {
         let mut users: Vec<&User> = self.users.values().collect();
-        users.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.email.cmp(&b.email)));
+        users.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.email.cmp(&b.email))
+        });
         users
     }
 
@@ -168,10 +169,6 @@ impl UserPool {
             .get(&username.to_lowercase())
             .map(String::as_str)
             .unwrap_or(username);
-        self.users.get(sub)
-    }
-
-    pub fn find_by_sub(&self, sub: &str) -> Option<&User> {
         self.users.get(sub)
     }
 
@@ -202,8 +199,11 @@ impl UserPool {
         auto_confirm: bool,
         now: DateTime<Utc>,
     ) -> Result<SignUpOutcome, CognitoError> {
-        validate_email(&new_user.email)
-            .map_err(|()| CognitoError::invalid_parameter("Username should be an email."))?;
+        if !is_email(&new_user.email) {
+            return Err(CognitoError::invalid_parameter(
+                "Username should be an email.",
+            ));
+        }
         check_password_policy(&new_user.password)
             .map_err(|reason| CognitoError::new(CognitoErrorType::InvalidPassword, reason))?;
         if self.find(&new_user.email).is_some() {
@@ -214,8 +214,14 @@ impl UserPool {
         }
         let email = new_user.email.clone();
         let user = self.insert(new_user, auto_confirm, now);
-        let delivery = user.sign_up_code.as_ref().map(|_| CodeDelivery { destination: mask_email(&email) });
-        Ok(SignUpOutcome { sub: user.sub.clone(), confirmed: user.status == UserStatus::Confirmed, delivery })
+        let delivery = user.sign_up_code.as_ref().map(|_| CodeDelivery {
+            destination: mask_email(&email),
+        });
+        Ok(SignUpOutcome {
+            sub: user.sub.clone(),
+            confirmed: user.status == UserStatus::Confirmed,
+            delivery,
+        })
     }
 
     /// A confirmed user with a verified email, as an administrator creates one. The caller
@@ -232,19 +238,30 @@ impl UserPool {
             given_name: new_user.given_name,
             family_name: new_user.family_name,
             email_verified: confirmed,
-            status: if confirmed { UserStatus::Confirmed } else { UserStatus::Unconfirmed },
+            status: if confirmed {
+                UserStatus::Confirmed
+            } else {
+                UserStatus::Unconfirmed
+            },
             created_at: now,
             password: PasswordHash::new(&new_user.password),
             sign_up_code,
             password_reset_code: None,
         };
-        self.sub_by_email.insert(new_user.email.to_lowercase(), sub.clone());
+        self.sub_by_email
+            .insert(new_user.email.to_lowercase(), sub.clone());
         self.users.entry(sub).or_insert(user)
     }
 
     /// Creates a confirmed user (the host's seeds and the control surface).
-    pub fn create_confirmed(&mut self, new_user: NewUser, now: DateTime<Utc>) -> Result<&User, AdminCreateError> {
-        validate_email(&new_user.email).map_err(|()| AdminCreateError::InvalidEmail)?;
+    pub fn create_confirmed(
+        &mut self,
+        new_user: NewUser,
+        now: DateTime<Utc>,
+    ) -> Result<&User, AdminCreateError> {
+        if !is_email(&new_user.email) {
+            return Err(AdminCreateError::InvalidEmail);
+        }
         check_password_policy(&new_user.password).map_err(AdminCreateError::InvalidPassword)?;
         if self.find(&new_user.email).is_some() {
             return Err(AdminCreateError::Exists);
@@ -253,7 +270,12 @@ impl UserPool {
     }
 
     /// `ConfirmSignUp`.
-    pub fn confirm_sign_up(&mut self, username: &str, code: &str, now: DateTime<Utc>) -> Result<(), CognitoError> {
+    pub fn confirm_sign_up(
+        &mut self,
+        username: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CognitoError> {
         let unknown = self.unknown_user("Username/client id combination not found.");
         let user = self.find_mut(username).ok_or(unknown)?;
         if user.status == UserStatus::Confirmed {
@@ -261,7 +283,10 @@ impl UserPool {
                 "User cannot be confirmed. Current status is CONFIRMED",
             ));
         }
-        let pending = user.sign_up_code.as_ref().ok_or_else(CognitoError::expired_code)?;
+        let pending = user
+            .sign_up_code
+            .as_ref()
+            .ok_or_else(CognitoError::expired_code)?;
         check_code(pending, code, now)?;
         user.status = UserStatus::Confirmed;
         user.email_verified = true;
@@ -270,22 +295,43 @@ impl UserPool {
     }
 
     /// `ResendConfirmationCode`: a fresh code replaces the old one.
-    pub fn resend_confirmation_code(&mut self, username: &str, now: DateTime<Utc>) -> Result<CodeDelivery, CognitoError> {
+    pub fn resend_confirmation_code(
+        &mut self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CodeDelivery, CognitoError> {
         if self.prevent_user_existence_errors && self.find(username).is_none() {
-            return Ok(CodeDelivery { destination: mask_email(username) });
+            return Ok(CodeDelivery {
+                destination: mask_email(username),
+            });
         }
         let user = self.find_mut(username).ok_or_else(|| {
-            CognitoError::new(CognitoErrorType::UserNotFound, "Username/client id combination not found.")
+            CognitoError::new(
+                CognitoErrorType::UserNotFound,
+                "Username/client id combination not found.",
+            )
         })?;
         if user.status == UserStatus::Confirmed {
-            return Err(CognitoError::invalid_parameter("User is already confirmed."));
+            return Err(CognitoError::invalid_parameter(
+                "User is already confirmed.",
+            ));
         }
-        user.sign_up_code = Some(PendingCode { code: six_digit_code(), expires_at: now + SIGN_UP_CODE_VALIDITY });
-        Ok(CodeDelivery { destination: mask_email(&user.email) })
+        user.sign_up_code = Some(PendingCode {
+            code: six_digit_code(),
+            expires_at: now + SIGN_UP_CODE_VALIDITY,
+        });
+        Ok(CodeDelivery {
+            destination: mask_email(&user.email),
+        })
     }
 
     /// The password check of `USER_PASSWORD_AUTH`, then a new session.
-    pub fn sign_in(&mut self, username: &str, password: &str, now: DateTime<Utc>) -> Result<(User, Session), CognitoError> {
+    pub fn sign_in(
+        &mut self,
+        username: &str,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(User, Session), CognitoError> {
         let Some(user) = self.find(username) else {
             return Err(if self.prevent_user_existence_errors {
                 CognitoError::incorrect_credentials()
@@ -299,7 +345,10 @@ impl UserPool {
             return Err(CognitoError::incorrect_credentials());
         }
         if user.status == UserStatus::Unconfirmed {
-            return Err(CognitoError::new(CognitoErrorType::UserNotConfirmed, "User is not confirmed."));
+            return Err(CognitoError::new(
+                CognitoErrorType::UserNotConfirmed,
+                "User is not confirmed.",
+            ));
         }
         let user = user.clone();
         let session = self.start_session(&user.sub, now, true);
@@ -308,7 +357,12 @@ impl UserPool {
 
     /// Opens a session for `sub`; with `with_refresh_token` it also gets a refresh token
     /// (sign-ins do; tokens minted by the control surface do not).
-    pub fn start_session(&mut self, sub: &str, now: DateTime<Utc>, with_refresh_token: bool) -> Session {
+    pub fn start_session(
+        &mut self,
+        sub: &str,
+        now: DateTime<Utc>,
+        with_refresh_token: bool,
+    ) -> Session {
         let refresh_token = with_refresh_token.then(opaque_refresh_token);
         let session = Session {
             sub: sub.to_owned(),
@@ -320,15 +374,21 @@ impl UserPool {
             revoked: false,
         };
         if let Some(token) = refresh_token {
-            self.session_by_refresh_token.insert(token, session.origin_jti.clone());
+            self.session_by_refresh_token
+                .insert(token, session.origin_jti.clone());
         }
-        self.sessions.insert(session.origin_jti.clone(), session.clone());
+        self.sessions
+            .insert(session.origin_jti.clone(), session.clone());
         session
     }
 
     /// `REFRESH_TOKEN_AUTH`: the session the refresh token belongs to, if it may still
     /// issue tokens.
-    pub fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<(User, Session), CognitoError> {
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(User, Session), CognitoError> {
         let invalid = || CognitoError::not_authorized("Invalid Refresh Token");
         let session = self
             .session_by_refresh_token
@@ -336,7 +396,9 @@ impl UserPool {
             .and_then(|origin_jti| self.sessions.get(origin_jti))
             .ok_or_else(invalid)?;
         if session.revoked {
-            return Err(CognitoError::not_authorized("Refresh Token has been revoked"));
+            return Err(CognitoError::not_authorized(
+                "Refresh Token has been revoked",
+            ));
         }
         if now >= session.refresh_expires_at {
             return Err(CognitoError::not_authorized("Refresh Token has expired"));
@@ -349,39 +411,62 @@ impl UserPool {
     /// was signed out. A session the pool does not know (a token from before a restart)
     /// is accepted as Cognito accepts any token it signed and did not revoke.
     pub fn access_token_user(&self, sub: &str, origin_jti: &str) -> Result<&User, CognitoError> {
-        if self.sessions.get(origin_jti).is_some_and(|session| session.revoked) {
-            return Err(CognitoError::not_authorized("Access Token has been revoked"));
+        if self
+            .sessions
+            .get(origin_jti)
+            .is_some_and(|session| session.revoked)
+        {
+            return Err(CognitoError::not_authorized(
+                "Access Token has been revoked",
+            ));
         }
-        self.users
-            .get(sub)
-            .ok_or_else(|| CognitoError::new(CognitoErrorType::UserNotFound, "User does not exist."))
+        self.users.get(sub).ok_or_else(|| {
+            CognitoError::new(CognitoErrorType::UserNotFound, "User does not exist.")
+        })
     }
 
     /// `GlobalSignOut`: every session of the user is revoked, with its refresh token and
     /// every access token it issued. Revoked sessions are kept, so a later use of one of
     /// their tokens is told it was revoked rather than that it is unknown.
     pub fn global_sign_out(&mut self, sub: &str) {
-        for session in self.sessions.values_mut().filter(|session| session.sub == sub) {
+        for session in self
+            .sessions
+            .values_mut()
+            .filter(|session| session.sub == sub)
+        {
             session.revoked = true;
         }
     }
 
     /// `ForgotPassword`: a reset code goes to the user's verified email.
-    pub fn forgot_password(&mut self, username: &str, now: DateTime<Utc>) -> Result<CodeDelivery, CognitoError> {
+    pub fn forgot_password(
+        &mut self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CodeDelivery, CognitoError> {
         if self.prevent_user_existence_errors && self.find(username).is_none() {
-            return Ok(CodeDelivery { destination: mask_email(username) });
+            return Ok(CodeDelivery {
+                destination: mask_email(username),
+            });
         }
         let user = self.find_mut(username).ok_or_else(|| {
-            CognitoError::new(CognitoErrorType::UserNotFound, "Username/client id combination not found.")
+            CognitoError::new(
+                CognitoErrorType::UserNotFound,
+                "Username/client id combination not found.",
+            )
         })?;
         if !user.email_verified {
             return Err(CognitoError::invalid_parameter(
                 "Cannot reset password for the user as there is no registered/verified email or phone_number",
             ));
         }
-        user.password_reset_code =
-            Some(PendingCode { code: six_digit_code(), expires_at: now + PASSWORD_RESET_CODE_VALIDITY });
-        Ok(CodeDelivery { destination: mask_email(&user.email) })
+        user.password_reset_code = Some(PendingCode {
+            code: six_digit_code(),
+            expires_at: now + PASSWORD_RESET_CODE_VALIDITY,
+        });
+        Ok(CodeDelivery {
+            destination: mask_email(&user.email),
+        })
     }
 
     /// `ConfirmForgotPassword`. The code is checked first and kept when the new password
@@ -395,7 +480,10 @@ impl UserPool {
     ) -> Result<(), CognitoError> {
         let unknown = self.unknown_user("Username/client id combination not found.");
         let user = self.find_mut(username).ok_or(unknown)?;
-        let pending = user.password_reset_code.as_ref().ok_or_else(CognitoError::expired_code)?;
+        let pending = user
+            .password_reset_code
+            .as_ref()
+            .ok_or_else(CognitoError::expired_code)?;
         check_code(pending, code, now)?;
         check_password_policy(new_password)
             .map_err(|reason| CognitoError::new(CognitoErrorType::InvalidPassword, reason))?;
@@ -445,18 +533,17 @@ pub(crate) fn check_password_policy(password: &str) -> Result<(), String> {
 
 /// A deliberately plain check (one `@`, something on both sides, a dot in the domain, no
 /// spaces), as lenient as Cognito's own.
-pub(crate) fn validate_email(email: &str) -> Result<(), ()> {
+pub(crate) fn is_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
-        return Err(());
+        return false;
     };
-    let well_formed = !local.is_empty()
+    !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
         && !email.chars().any(char::is_whitespace)
-        && email.chars().count() <= MAX_USERNAME_LENGTH;
-    if well_formed { Ok(()) } else { Err(()) }
+        && email.chars().count() <= MAX_USERNAME_LENGTH
 }
 
 /// Cognito shows where a code went without showing the address: `jane@example.com` →
@@ -498,10 +585,26 @@ mod tests {
 
     #[test]
     fn password_policy_names_the_first_missing_rule() {
-        assert!(check_password_policy("Short1").unwrap_err().ends_with("Password not long enough"));
-        assert!(check_password_policy("ALLUPPER123").unwrap_err().ends_with("lowercase characters"));
-        assert!(check_password_policy("alllower123").unwrap_err().ends_with("uppercase characters"));
-        assert!(check_password_policy("NoDigitsHere").unwrap_err().ends_with("numeric characters"));
+        assert!(
+            check_password_policy("Short1")
+                .unwrap_err()
+                .ends_with("Password not long enough")
+        );
+        assert!(
+            check_password_policy("ALLUPPER123")
+                .unwrap_err()
+                .ends_with("lowercase characters")
+        );
+        assert!(
+            check_password_policy("alllower123")
+                .unwrap_err()
+                .ends_with("uppercase characters")
+        );
+        assert!(
+            check_password_policy("NoDigitsHere")
+                .unwrap_err()
+                .ends_with("numeric characters")
+        );
         assert!(check_password_policy("Passw0rdOk").is_ok());
     }
 
@@ -514,7 +617,9 @@ mod tests {
     #[test]
     fn emails_are_case_insensitive_usernames() {
         let mut pool = UserPool::new(true);
-        let outcome = pool.sign_up(jane(), false, at(0)).unwrap_or_else(|e| panic!("{e:?}"));
+        let outcome = pool
+            .sign_up(jane(), false, at(0))
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert!(!outcome.confirmed);
         assert!(pool.find("jane@example.com").is_some());
         assert!(pool.find(&outcome.sub).is_some());
@@ -525,33 +630,54 @@ mod tests {
     #[test]
     fn codes_expire_on_the_callers_clock() {
         let mut pool = UserPool::new(true);
-        pool.sign_up(jane(), false, at(0)).unwrap_or_else(|e| panic!("{e:?}"));
-        let code = pool.find("jane@example.com").and_then(|u| u.sign_up_code.clone()).map(|c| c.code);
+        pool.sign_up(jane(), false, at(0))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let code = pool
+            .find("jane@example.com")
+            .and_then(|u| u.sign_up_code.clone())
+            .map(|c| c.code);
         let code = code.unwrap_or_default();
         let late = at(SIGN_UP_CODE_VALIDITY.num_seconds());
         assert_eq!(
-            pool.confirm_sign_up("jane@example.com", &code, late).unwrap_err().error_type,
+            pool.confirm_sign_up("jane@example.com", &code, late)
+                .unwrap_err()
+                .error_type,
             CognitoErrorType::ExpiredCode
         );
-        assert!(pool.confirm_sign_up("jane@example.com", &code, at(60)).is_ok());
+        assert!(
+            pool.confirm_sign_up("jane@example.com", &code, at(60))
+                .is_ok()
+        );
     }
 
     #[test]
     fn global_sign_out_revokes_every_session_of_the_user() {
         let mut pool = UserPool::new(true);
-        pool.sign_up(jane(), true, at(0)).unwrap_or_else(|e| panic!("{e:?}"));
-        let (user, first) = pool.sign_in("jane@example.com", "Passw0rdOk", at(1)).unwrap_or_else(|e| panic!("{e:?}"));
-        let (_, second) = pool.sign_in("jane@example.com", "Passw0rdOk", at(2)).unwrap_or_else(|e| panic!("{e:?}"));
+        pool.sign_up(jane(), true, at(0))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (user, first) = pool
+            .sign_in("jane@example.com", "Passw0rdOk", at(1))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (_, second) = pool
+            .sign_in("jane@example.com", "Passw0rdOk", at(2))
+            .unwrap_or_else(|e| panic!("{e:?}"));
         pool.global_sign_out(&user.sub);
         for session in [first, second] {
             let token = session.refresh_token.unwrap_or_default();
-            assert_eq!(pool.refresh(&token, at(3)).unwrap_err().message, "Refresh Token has been revoked");
             assert_eq!(
-                pool.access_token_user(&user.sub, &session.origin_jti).unwrap_err().message,
+                pool.refresh(&token, at(3)).unwrap_err().message,
+                "Refresh Token has been revoked"
+            );
+            assert_eq!(
+                pool.access_token_user(&user.sub, &session.origin_jti)
+                    .unwrap_err()
+                    .message,
                 "Access Token has been revoked"
             );
         }
-        let (_, fresh) = pool.sign_in("jane@example.com", "Passw0rdOk", at(3)).unwrap_or_else(|e| panic!("{e:?}"));
+        let (_, fresh) = pool
+            .sign_in("jane@example.com", "Passw0rdOk", at(3))
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert!(pool.access_token_user(&user.sub, &fresh.origin_jti).is_ok());
     }
 }

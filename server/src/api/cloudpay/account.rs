@@ -36,7 +36,12 @@ impl AccountApi {
     ///
     /// The customer's email, names, custom fields (with their UUIDs for updates), billing
     /// details, subscriptions and entitlements.
-    #[oai(path = "/api/v1/account", method = "get", tag = "AccountTags::Account", operation_id = "get-api-v1-account")]
+    #[oai(
+        path = "/api/v1/account",
+        method = "get",
+        tag = "AccountTags::Account",
+        operation_id = "get-api-v1-account"
+    )]
     async fn account(
         &self,
         auth: CloudPayAuth,
@@ -53,7 +58,12 @@ impl AccountApi {
     /// Changes `FirstName`, `LastName` and custom fields (by their `Id`). The email belongs to
     /// the identity provider and cannot be changed here. A request with any invalid part
     /// changes nothing.
-    #[oai(path = "/api/v1/account", method = "patch", tag = "AccountTags::Account", operation_id = "put-api-v1-account")]
+    #[oai(
+        path = "/api/v1/account",
+        method = "patch",
+        tag = "AccountTags::Account",
+        operation_id = "put-api-v1-account"
+    )]
     async fn update_account(
         &self,
         auth: CloudPayAuth,
@@ -77,15 +87,26 @@ impl AccountApi {
                 })
                 .collect(),
         };
-        let view = self.0.core.update_account(&auth.credential()?, changes).await?;
-        Ok(AccountUpdated::Accepted(Json(Account::from_view(&view, false))))
+        let view = self
+            .0
+            .core
+            .update_account(&auth.credential()?, changes)
+            .await?;
+        Ok(AccountUpdated::Accepted(Json(Account::from_view(
+            &view, false,
+        ))))
     }
 
     /// Continue watching
     ///
     /// The entries the customer played, newest first unless `order=asc`; `page` starts at 1,
     /// `size` is 1 to 100 (default 20).
-    #[oai(path = "/api/v1/resume", method = "get", tag = "AccountTags::Playback", operation_id = "get-user-userId-entries")]
+    #[oai(
+        path = "/api/v1/resume",
+        method = "get",
+        tag = "AccountTags::Playback",
+        operation_id = "get-user-userId-entries"
+    )]
     async fn resume(
         &self,
         auth: CloudPayAuth,
@@ -101,7 +122,12 @@ impl AccountApi {
         let page = self
             .0
             .core
-            .resume(&auth.credential()?, sort, page.0.unwrap_or(1), size.0.unwrap_or(20))
+            .resume(
+                &auth.credential()?,
+                sort,
+                page.0.unwrap_or(1),
+                size.0.unwrap_or(20),
+            )
             .await?;
         Ok(Json(ResumeList {
             page: page.page,
@@ -115,13 +141,22 @@ impl AccountApi {
     ///
     /// For a DRM licence server: may this customer play this entry now? Granted when the
     /// customer exists, has a live session and holds an entitlement.
-    #[oai(path = "/api/v1/validatedrm/:entryId/:customerId", method = "get", tag = "AccountTags::Playback", operation_id = "validate-drm")]
+    #[oai(
+        path = "/api/v1/validatedrm/:entryId/:customerId",
+        method = "get",
+        tag = "AccountTags::Playback",
+        operation_id = "validate-drm"
+    )]
     async fn validate_drm(
         &self,
         #[oai(name = "entryId")] entry_id: Path<String>,
         #[oai(name = "customerId")] customer_id: Path<String>,
     ) -> Result<Json<DrmValidation>, CloudPayError> {
-        let decision = self.0.core.validate_drm(&entry_id.0, &customer_id.0).await?;
+        let decision = self
+            .0
+            .core
+            .validate_drm(&entry_id.0, &customer_id.0)
+            .await?;
         Ok(Json(DrmValidation {
             granted: decision.granted,
             reason: decision.reason,

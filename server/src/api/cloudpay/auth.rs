@@ -23,12 +23,20 @@ pub struct AuthCookie(ApiKey);
 
 /// The third-party JWT in the cookie `/sso/start` sets, spelled as it is set.
 #[derive(SecurityScheme)]
-#[oai(ty = "api_key", key_name = "ThirdPartyAuthentication", key_in = "cookie")]
+#[oai(
+    ty = "api_key",
+    key_name = "ThirdPartyAuthentication",
+    key_in = "cookie"
+)]
 pub struct ThirdPartyCookie(ApiKey);
 
 /// The same cookie, spelled as CloudPay's reference lists it.
 #[derive(SecurityScheme)]
-#[oai(ty = "api_key", key_name = "thirdpartyauthentication", key_in = "cookie")]
+#[oai(
+    ty = "api_key",
+    key_name = "thirdpartyauthentication",
+    key_in = "cookie"
+)]
 pub struct ThirdPartyCookieLowercase(ApiKey);
 
 /// Any one of the carriers; the first present is used.
@@ -68,12 +76,13 @@ fn credential(key: String, session: bool) -> Result<Credential, CloudPayError> {
 impl CloudPayAuth {
     pub fn credential(self) -> Result<Credential, CloudPayError> {
         match self {
-            CloudPayAuth::SessionId(ApiSessionId(key)) | CloudPayAuth::AuthCookie(AuthCookie(key)) => {
-                credential(key.key, true)
-            }
+            CloudPayAuth::SessionId(ApiSessionId(key))
+            | CloudPayAuth::AuthCookie(AuthCookie(key)) => credential(key.key, true),
             CloudPayAuth::JwtToken(ApiJwtToken(key))
             | CloudPayAuth::ThirdPartyCookie(ThirdPartyCookie(key))
-            | CloudPayAuth::ThirdPartyCookieLowercase(ThirdPartyCookieLowercase(key)) => credential(key.key, false),
+            | CloudPayAuth::ThirdPartyCookieLowercase(ThirdPartyCookieLowercase(key)) => {
+                credential(key.key, false)
+            }
         }
     }
 }
@@ -85,7 +94,9 @@ impl OptionalCloudPayAuth {
             OptionalCloudPayAuth::JwtToken(key) => CloudPayAuth::JwtToken(key),
             OptionalCloudPayAuth::AuthCookie(key) => CloudPayAuth::AuthCookie(key),
             OptionalCloudPayAuth::ThirdPartyCookie(key) => CloudPayAuth::ThirdPartyCookie(key),
-            OptionalCloudPayAuth::ThirdPartyCookieLowercase(key) => CloudPayAuth::ThirdPartyCookieLowercase(key),
+            OptionalCloudPayAuth::ThirdPartyCookieLowercase(key) => {
+                CloudPayAuth::ThirdPartyCookieLowercase(key)
+            }
             OptionalCloudPayAuth::Anonymous => return Ok(None),
         };
         required.credential().map(Some)

@@ -77,12 +77,18 @@ impl From<CoreError> for CloudPayError {
     fn from(error: CoreError) -> Self {
         let message = error.to_string();
         match error {
-            CoreError::Unauthenticated(_) | CoreError::InvalidLogin => CloudPayError::unauthorized(message),
+            CoreError::Unauthenticated(_) | CoreError::InvalidLogin => {
+                CloudPayError::unauthorized(message)
+            }
             CoreError::DeviceLimitReached { .. } => {
                 CloudPayError::Forbidden(Json(ErrorResponse::new(403, "ConcurrencyLimit", message)))
             }
-            CoreError::Forbidden(_) => CloudPayError::Forbidden(Json(ErrorResponse::new(403, "Forbidden", message))),
-            CoreError::NotFound(_) => CloudPayError::NotFound(Json(ErrorResponse::new(404, "NotFound", message))),
+            CoreError::Forbidden(_) => {
+                CloudPayError::Forbidden(Json(ErrorResponse::new(403, "Forbidden", message)))
+            }
+            CoreError::NotFound(_) => {
+                CloudPayError::NotFound(Json(ErrorResponse::new(404, "NotFound", message)))
+            }
             CoreError::Invalid(_) => CloudPayError::bad_request(message),
             CoreError::ProviderUnavailable { .. } => {
                 tracing::warn!(%message, "provider unavailable");

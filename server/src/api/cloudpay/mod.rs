@@ -33,7 +33,12 @@ pub(crate) struct CloudPay {
     settings: CloudPaySettings,
 }
 
-type Apis = (session::SessionApi, packages::PackageApi, account::AccountApi, scripts::ScriptApi);
+type Apis = (
+    session::SessionApi,
+    packages::PackageApi,
+    account::AccountApi,
+    scripts::ScriptApi,
+);
 
 fn apis(core: Arc<Core>, settings: CloudPaySettings) -> Apis {
     let context = Arc::new(CloudPay { core, settings });
@@ -99,12 +104,16 @@ impl CloudPay {
         if target.starts_with('/') && !target.starts_with("//") && !target.contains('\\') {
             return Ok(target.to_owned());
         }
-        let parsed = url::Url::parse(target)
-            .map_err(|_| error::CloudPayError::bad_request(format!("{target:?} is not a URL or a path")))?;
+        let parsed = url::Url::parse(target).map_err(|_| {
+            error::CloudPayError::bad_request(format!("{target:?} is not a URL or a path"))
+        })?;
         let allowed = matches!(parsed.scheme(), "http" | "https")
-            && parsed
-                .host_str()
-                .is_some_and(|host| self.settings.redirect_hosts.iter().any(|allowed| allowed == host));
+            && parsed.host_str().is_some_and(|host| {
+                self.settings
+                    .redirect_hosts
+                    .iter()
+                    .any(|allowed| allowed == host)
+            });
         if allowed {
             Ok(parsed.to_string())
         } else {

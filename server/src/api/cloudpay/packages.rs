@@ -22,7 +22,7 @@ enum PackageTags {
 #[derive(ApiResponse)]
 enum PackageByIdResponse {
     #[oai(status = 200)]
-    Found(Json<SinglePackage>),
+    Found(Json<Box<SinglePackage>>),
     /// The `location` header is not a country code.
     #[oai(status = 400)]
     BadRequest(Json<StatusMessage>),
@@ -35,7 +35,10 @@ pub(crate) struct PackageApi(pub(crate) Arc<CloudPay>);
 
 impl PackageApi {
     fn purchase_url(&self, package: &Package, auth: &OptionalCloudPayAuth) -> String {
-        let base = format!("{}/sso/startbasket/{}", self.0.settings.public_url, package.id);
+        let base = format!(
+            "{}/sso/startbasket/{}",
+            self.0.settings.public_url, package.id
+        );
         match auth.link_parameter() {
             Some((name, value)) => {
                 let mut url = url::Url::parse(&base).unwrap_or_else(|_| {
@@ -57,7 +60,12 @@ impl PackageApi {
     /// the list holds web packages; `type=iap` returns only app-store (in-app purchase)
     /// packages, each with its store product ids in `IAPData`. Packages restricted to some
     /// countries appear only when the `location` header names one of them.
-    #[oai(path = "/api/v1/package", method = "get", tag = "PackageTags::Packages", operation_id = "get-api-v1-package")]
+    #[oai(
+        path = "/api/v1/package",
+        method = "get",
+        tag = "PackageTags::Packages",
+        operation_id = "get-api-v1-package"
+    )]
     async fn list_packages(
         &self,
         auth: OptionalCloudPayAuth,
@@ -93,7 +101,12 @@ impl PackageApi {
     ///
     /// One package by id. With a `location` header, a package not sold in that country is
     /// not found.
-    #[oai(path = "/api/v1/package/:packageId", method = "get", tag = "PackageTags::Packages", operation_id = "get-api-v1-package-by-id")]
+    #[oai(
+        path = "/api/v1/package/:packageId",
+        method = "get",
+        tag = "PackageTags::Packages",
+        operation_id = "get-api-v1-package-by-id"
+    )]
     async fn package_by_id(
         &self,
         auth: OptionalCloudPayAuth,
@@ -110,9 +123,12 @@ impl PackageApi {
             })));
         };
         match self.0.core.package(&package_id.0, country.as_ref()).await {
-            Ok(package) => Ok(PackageByIdResponse::Found(Json(SinglePackage {
-                subscription_plan_options: Plan::from_package(&package, self.purchase_url(&package, &auth)),
-            }))),
+            Ok(package) => Ok(PackageByIdResponse::Found(Json(Box::new(SinglePackage {
+                subscription_plan_options: Plan::from_package(
+                    &package,
+                    self.purchase_url(&package, &auth),
+                ),
+            })))),
             Err(CoreError::NotFound(_)) => Ok(PackageByIdResponse::NotFound(Json(StatusMessage {
                 status: 404,
                 message: format!("package {} not found", package_id.0),

@@ -51,20 +51,34 @@ impl ScriptApi {
     /// Load stream-payments.js
     ///
     /// Redirects to the current version of the script.
-    #[oai(path = "/js/stream-payments.js", method = "get", tag = "ScriptTags::Scripts", operation_id = "stream-payments-script")]
+    #[oai(
+        path = "/js/stream-payments.js",
+        method = "get",
+        tag = "ScriptTags::Scripts",
+        operation_id = "stream-payments-script"
+    )]
     async fn latest(
         &self,
         /// `true` for the minified script.
         minified: Query<Option<String>>,
     ) -> LatestScript {
-        let suffix = if wants_minified(minified.0.as_deref()) { "?minified=true" } else { "" };
+        let suffix = if wants_minified(minified.0.as_deref()) {
+            "?minified=true"
+        } else {
+            ""
+        };
         LatestScript::Found(format!("{CURRENT_VERSION}/stream-payments.js{suffix}"))
     }
 
     /// Load a version of stream-payments.js
     ///
     /// The script of one version; versions are immutable, so it may be cached for a year.
-    #[oai(path = "/js/:version/stream-payments.js", method = "get", tag = "ScriptTags::Scripts", operation_id = "stream-payments-v-script")]
+    #[oai(
+        path = "/js/:version/stream-payments.js",
+        method = "get",
+        tag = "ScriptTags::Scripts",
+        operation_id = "stream-payments-v-script"
+    )]
     async fn versioned(
         &self,
         /// The script version, e.g. `1.0.0`.
@@ -73,13 +87,25 @@ impl ScriptApi {
         minified: Query<Option<String>>,
     ) -> Result<Script, CloudPayError> {
         if version.0 != CURRENT_VERSION {
-            return Err(CloudPayError::NotFound(poem_openapi::payload::Json(super::ErrorResponse::new(
-                404,
-                "NotFound",
-                format!("stream-payments.js has no version {}; the current one is {CURRENT_VERSION}", version.0),
-            ))));
+            return Err(CloudPayError::NotFound(poem_openapi::payload::Json(
+                super::ErrorResponse::new(
+                    404,
+                    "NotFound",
+                    format!(
+                        "stream-payments.js has no version {}; the current one is {CURRENT_VERSION}",
+                        version.0
+                    ),
+                ),
+            )));
         }
-        let body = if wants_minified(minified.0.as_deref()) { MINIFIED.clone() } else { SOURCE.to_owned() };
-        Ok(Script::Ok(PlainText(body), "public, max-age=31536000, immutable".into()))
+        let body = if wants_minified(minified.0.as_deref()) {
+            MINIFIED.clone()
+        } else {
+            SOURCE.to_owned()
+        };
+        Ok(Script::Ok(
+            PlainText(body),
+            "public, max-age=31536000, immutable".into(),
+        ))
     }
 }

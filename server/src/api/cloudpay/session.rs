@@ -27,7 +27,9 @@ enum SessionTags {
 const COOKIE_MAX_AGE_SECONDS: u32 = 2 * 60 * 60;
 
 fn cookie(name: &str, value: &str) -> String {
-    format!("{name}={value}; Path=/; Max-Age={COOKIE_MAX_AGE_SECONDS}; SameSite=None; Secure; HttpOnly")
+    format!(
+        "{name}={value}; Path=/; Max-Age={COOKIE_MAX_AGE_SECONDS}; SameSite=None; Secure; HttpOnly"
+    )
 }
 
 #[derive(ApiResponse)]
@@ -41,7 +43,10 @@ enum SsoStartResponse {
 enum RedirectResponse {
     /// Redirect to the target, with the cookie set.
     #[oai(status = 302)]
-    Found(#[oai(header = "Location")] String, #[oai(header = "Set-Cookie")] String),
+    Found(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Set-Cookie")] String,
+    ),
 }
 
 pub(crate) struct SessionApi(pub(crate) Arc<CloudPay>);
@@ -59,7 +64,9 @@ impl SessionApi {
 
     async fn model(&self, presence: &Presence) -> Result<SessionModel, CloudPayError> {
         let entitlements = match &presence.customer {
-            Some(customer) if presence.session.is_some() => self.0.core.entitlements(customer).await?,
+            Some(customer) if presence.session.is_some() => {
+                self.0.core.entitlements(customer).await?
+            }
             _ => Vec::new(),
         };
         Ok(SessionModel::from_presence(
@@ -70,15 +77,25 @@ impl SessionApi {
         ))
     }
 
-    async fn sso_start(&self, token: Option<String>, alias: Option<String>, location: Option<String>) -> Result<String, CloudPayError> {
+    async fn sso_start(
+        &self,
+        token: Option<String>,
+        alias: Option<String>,
+        location: Option<String>,
+    ) -> Result<String, CloudPayError> {
         let token = token
             .or(alias)
             .filter(|token| !token.trim().is_empty())
-            .ok_or_else(|| CloudPayError::bad_request("token is required: the third-party SSO JWT"))?;
+            .ok_or_else(|| {
+                CloudPayError::bad_request("token is required: the third-party SSO JWT")
+            })?;
         let country = self.0.country(location.as_deref())?;
         self.0
             .core
-            .start_session(LoginCredential::ThirdPartyToken(token.clone()), country.as_ref())
+            .start_session(
+                LoginCredential::ThirdPartyToken(token.clone()),
+                country.as_ref(),
+            )
             .await?;
         Ok(cookie("ThirdPartyAuthentication", token.trim()))
     }
@@ -91,10 +108,13 @@ fn decode_redirect(redirect: &str) -> Option<String> {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         &base64::engine::general_purpose::STANDARD_NO_PAD,
     ];
-    let bytes = engines.iter().find_map(|engine| engine.decode(redirect).ok())?;
+    let bytes = engines
+        .iter()
+        .find_map(|engine| engine.decode(redirect).ok())?;
     let text = String::from_utf8(bytes).ok()?;
     let (key, target) = text.split_once(':')?;
-    key.eq_ignore_ascii_case("returnurl").then(|| target.trim().to_owned())
+    key.eq_ignore_ascii_case("returnurl")
+        .then(|| target.trim().to_owned())
 }
 
 #[OpenApi]
@@ -105,7 +125,12 @@ impl SessionApi {
     /// customer on first sight from the token's claims, starts a CloudPay session that counts
     /// toward the device lock, and sets the `ThirdPartyAuthentication` cookie (2 hours).
     /// The fourth concurrent session of a customer (by default) is refused with 403.
-    #[oai(path = "/sso/start", method = "get", tag = "SessionTags::Sso", operation_id = "generate-sso-session")]
+    #[oai(
+        path = "/sso/start",
+        method = "get",
+        tag = "SessionTags::Sso",
+        operation_id = "generate-sso-session"
+    )]
     async fn generate_sso_session(
         &self,
         /// The third-party SSO token.
@@ -127,7 +152,12 @@ impl SessionApi {
     /// As `/sso/start`, then redirects to the return URL encoded in `redirect`: base64 of
     /// `returnurl:<path or URL>` (e.g. `cmV0dXJudXJsOi9hY2NvdW50` for `/account`). Only
     /// paths on this host and configured hosts are allowed.
-    #[oai(path = "/sso/start/:redirect", method = "get", tag = "SessionTags::Sso", operation_id = "generate-sso-session-redirect")]
+    #[oai(
+        path = "/sso/start/:redirect",
+        method = "get",
+        tag = "SessionTags::Sso",
+        operation_id = "generate-sso-session-redirect"
+    )]
     async fn generate_sso_session_redirect(
         &self,
         /// Base64 of `returnurl:<target>`.
@@ -142,8 +172,9 @@ impl SessionApi {
         #[oai(name = "lang")]
         _lang: Query<Option<String>>,
     ) -> Result<RedirectResponse, CloudPayError> {
-        let target = decode_redirect(&redirect.0)
-            .ok_or_else(|| CloudPayError::bad_request("redirect must be base64 of \"returnurl:<target>\""))?;
+        let target = decode_redirect(&redirect.0).ok_or_else(|| {
+            CloudPayError::bad_request("redirect must be base64 of \"returnurl:<target>\"")
+        })?;
         let target = self.0.safe_redirect(&target)?;
         let cookie = self.sso_start(token.0, apijwttoken.0, location.0).await?;
         Ok(RedirectResponse::Found(target, cookie))
@@ -154,7 +185,12 @@ impl SessionApi {
     /// Signs the customer in at the SSO provider (Cognito `USER_PASSWORD_AUTH`) and starts a
     /// CloudPay session; or, with `apijwttoken`, starts one for that third-party JWT. Keep
     /// `AuthenticationToken` from the answer: it is the `apisessionid` of later calls.
-    #[oai(path = "/api/v1/session/start", method = "get", tag = "SessionTags::Session", operation_id = "generate-session-email-password")]
+    #[oai(
+        path = "/api/v1/session/start",
+        method = "get",
+        tag = "SessionTags::Session",
+        operation_id = "generate-session-email-password"
+    )]
     async fn generate_session_email_password(
         &self,
         /// The customer's email address.
@@ -172,7 +208,11 @@ impl SessionApi {
         let login = match (apijwttoken.0, emailaddress.0, password.0) {
             (Some(token), _, _) => LoginCredential::ThirdPartyToken(token),
             (None, Some(email), Some(password)) => LoginCredential::Password { email, password },
-            _ => return Err(CloudPayError::bad_request("emailaddress and password (or apijwttoken) are required")),
+            _ => {
+                return Err(CloudPayError::bad_request(
+                    "emailaddress and password (or apijwttoken) are required",
+                ));
+            }
         };
         let country = self.0.country(location.0.as_deref())?;
         let started = self.0.core.start_session(login, country.as_ref()).await?;
@@ -184,7 +224,12 @@ impl SessionApi {
     /// As the GET form, with the credentials in the body: a JSON object
     /// `{"emailaddress": …, "password": …}` or the string form
     /// `"emailaddress: foo@bar.com, password: somePass"`.
-    #[oai(path = "/api/v1/session/start", method = "post", tag = "SessionTags::Session", operation_id = "generate-session-payload")]
+    #[oai(
+        path = "/api/v1/session/start",
+        method = "post",
+        tag = "SessionTags::Session",
+        operation_id = "generate-session-payload"
+    )]
     async fn generate_session_payload(
         &self,
         body: Json<LoginPayload>,
@@ -194,15 +239,17 @@ impl SessionApi {
         #[oai(name = "lang")]
         _lang: Query<Option<String>>,
     ) -> Result<Json<SessionModel>, CloudPayError> {
-        let (email, password) = body
-            .0
-            .credentials()
-            .ok_or_else(|| CloudPayError::bad_request("the body must name emailaddress and password"))?;
+        let (email, password) = body.0.credentials().ok_or_else(|| {
+            CloudPayError::bad_request("the body must name emailaddress and password")
+        })?;
         let country = self.0.country(location.0.as_deref())?;
         let started = self
             .0
             .core
-            .start_session(LoginCredential::Password { email, password }, country.as_ref())
+            .start_session(
+                LoginCredential::Password { email, password },
+                country.as_ref(),
+            )
             .await?;
         Ok(Json(self.started_model(started).await?))
     }
@@ -213,7 +260,12 @@ impl SessionApi {
     /// (0, `CurrentCustomerSession` null), and what it entitles to. Each call restarts the
     /// session's idle timer. Without any credential the answer is "no session"; a tampered
     /// or expired JWT is refused with 401. The path keeps CloudPay's spelling.
-    #[oai(path = "/api/v1/session/prescence", method = "get", tag = "SessionTags::Session", operation_id = "validate-active-session")]
+    #[oai(
+        path = "/api/v1/session/prescence",
+        method = "get",
+        tag = "SessionTags::Session",
+        operation_id = "validate-active-session"
+    )]
     async fn validate_active_session(
         &self,
         auth: OptionalCloudPayAuth,
@@ -230,7 +282,12 @@ impl SessionApi {
     ///
     /// Puts a live session's `AuthenticationToken` in the `.auth` cookie and redirects to
     /// `callbackurl` (a path on this host or an allowed host; `/` when absent).
-    #[oai(path = "/api/v1/session/setcookie/:authenticationToken", method = "get", tag = "SessionTags::Session", operation_id = "set-authentication-cookie")]
+    #[oai(
+        path = "/api/v1/session/setcookie/:authenticationToken",
+        method = "get",
+        tag = "SessionTags::Session",
+        operation_id = "set-authentication-cookie"
+    )]
     async fn set_authentication_cookie(
         &self,
         /// The `AuthenticationToken` from session start.
@@ -242,16 +299,30 @@ impl SessionApi {
         #[oai(name = "lang")]
         _lang: Query<Option<String>>,
     ) -> Result<RedirectResponse, CloudPayError> {
-        let target = self.0.safe_redirect(callbackurl.0.as_deref().unwrap_or("/"))?;
-        let session = self.0.core.live_session(authentication_token.0.trim()).await?;
-        Ok(RedirectResponse::Found(target, cookie(".auth", &session.id)))
+        let target = self
+            .0
+            .safe_redirect(callbackurl.0.as_deref().unwrap_or("/"))?;
+        let session = self
+            .0
+            .core
+            .live_session(authentication_token.0.trim())
+            .await?;
+        Ok(RedirectResponse::Found(
+            target,
+            cookie(".auth", &session.id),
+        ))
     }
 
     /// Terminate a session
     ///
     /// Ends the caller's session and frees its slot in the device lock. Answers the session
     /// state afterwards: status 0, no session.
-    #[oai(path = "/api/v1/session/terminate", method = "get", tag = "SessionTags::Session", operation_id = "terminate-session")]
+    #[oai(
+        path = "/api/v1/session/terminate",
+        method = "get",
+        tag = "SessionTags::Session",
+        operation_id = "terminate-session"
+    )]
     async fn terminate_session(
         &self,
         auth: CloudPayAuth,
@@ -269,7 +340,12 @@ impl SessionApi {
     /// A signed, short-lived playback session for one entry when the caller has a live
     /// session and an entitlement. `Status`: -1 granted, 0 not authenticated, 1 no
     /// subscriptions. A grant is remembered for `/api/v1/resume`.
-    #[oai(path = "/api/v1/session/ksession", method = "get", tag = "SessionTags::Session", operation_id = "generate-ksession")]
+    #[oai(
+        path = "/api/v1/session/ksession",
+        method = "get",
+        tag = "SessionTags::Session",
+        operation_id = "generate-ksession"
+    )]
     async fn generate_ksession(
         &self,
         auth: OptionalCloudPayAuth,
@@ -280,7 +356,11 @@ impl SessionApi {
         _lang: Query<Option<String>>,
     ) -> Result<Json<KSessionModel>, CloudPayError> {
         let credential = auth.credential()?;
-        let grant = self.0.core.ksession(credential.as_ref(), &entryid.0).await?;
+        let grant = self
+            .0
+            .core
+            .ksession(credential.as_ref(), &entryid.0)
+            .await?;
         let (status, error_message) = match grant.outcome {
             KSessionOutcome::Granted => (-1, None),
             KSessionOutcome::NotAuthenticated => (0, Some("Customer is not authenticated")),
@@ -301,7 +381,10 @@ mod tests {
 
     #[test]
     fn redirect_is_base64_of_a_returnurl() {
-        assert_eq!(decode_redirect("cmV0dXJudXJsOi9hY2NvdW50").as_deref(), Some("/account"));
+        assert_eq!(
+            decode_redirect("cmV0dXJudXJsOi9hY2NvdW50").as_deref(),
+            Some("/account")
+        );
         assert_eq!(decode_redirect("not base64!"), None);
         assert_eq!(decode_redirect("aGVsbG8="), None);
     }

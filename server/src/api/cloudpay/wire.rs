@@ -79,7 +79,8 @@ impl Example for SessionModel {
             &Presence {
                 customer: Some(Customer {
                     id: EXAMPLE_CUSTOMER_ID.into(),
-                    issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_BoxOffice".into(),
+                    issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_BoxOffice"
+                        .into(),
                     subject: "5f0a3b4c-1d2e-4f5a-8b9c-0d1e2f3a4b5c".into(),
                     email: "customer@email.com".into(),
                     first_name: "Lorem".into(),
@@ -104,7 +105,12 @@ impl Example for SessionModel {
 }
 
 impl SessionModel {
-    pub fn from_presence(now: DateTime<Utc>, fallback_country: &str, presence: &Presence, entitlements: &[String]) -> Self {
+    pub fn from_presence(
+        now: DateTime<Utc>,
+        fallback_country: &str,
+        presence: &Presence,
+        entitlements: &[String],
+    ) -> Self {
         let country = presence
             .session
             .as_ref()
@@ -206,7 +212,9 @@ impl LoginPayload {
     /// Email and password from either form; `None` if the string form does not name both.
     pub fn credentials(self) -> Option<(String, String)> {
         match self {
-            LoginPayload::Object(request) => Some((request.emailaddress.into(), request.password.into())),
+            LoginPayload::Object(request) => {
+                Some((request.emailaddress.into(), request.password.into()))
+            }
             LoginPayload::Text(text) => {
                 let mut email = None;
                 let mut password = None;
@@ -216,10 +224,10 @@ impl LoginPayload {
                     None => (text.as_str(), None),
                 };
                 for part in head.split(',') {
-                    if let Some((key, value)) = part.split_once(':') {
-                        if key.trim().eq_ignore_ascii_case("emailaddress") {
-                            email = Some(value.trim().to_owned());
-                        }
+                    if let Some((key, value)) = part.split_once(':')
+                        && key.trim().eq_ignore_ascii_case("emailaddress")
+                    {
+                        email = Some(value.trim().to_owned());
                     }
                 }
                 if let Some(tail) = tail {
@@ -339,7 +347,9 @@ fn example_plan() -> Plan {
         amount_formatted: "£9.99".into(),
         has_free_trial: false,
         trial_duration: None,
-        purchase_url: format!("http://127.0.0.1:8080/cloudpay/sso/startbasket/{EXAMPLE_PACKAGE_ID}"),
+        purchase_url: format!(
+            "http://127.0.0.1:8080/cloudpay/sso/startbasket/{EXAMPLE_PACKAGE_ID}"
+        ),
         interval: "1months".into(),
         duration: None,
         iap_data: vec![],
@@ -612,7 +622,8 @@ impl Example for ResumeList {
             entries: vec![ResumeEntry {
                 entry_id: "0_abcd1234".into(),
                 timestamp: 0,
-                last_viewed_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+                last_viewed_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0)
+                    .unwrap_or_default(),
             }],
         }
     }

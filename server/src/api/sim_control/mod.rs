@@ -186,7 +186,9 @@ enum ClockMoveResponse {
 /// `90s`, `15m`, `2h`, `31d`, `1w`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let amount: i64 = text[..split].parse().ok()?;
     let seconds = match text[split..].trim() {
         "" | "s" => amount,
@@ -254,7 +256,11 @@ impl ControlApi {
         let moved = match (body.0.advance, body.0.set_to) {
             (Some(advance), None) => match parse_duration(&advance) {
                 Some(by) => self.clock.advance(by),
-                None => return bad_clock_request(format!("cannot read the duration {advance:?}; use 90s, 15m, 2h, 31d or 1w")),
+                None => {
+                    return bad_clock_request(format!(
+                        "cannot read the duration {advance:?}; use 90s, 15m, 2h, 31d or 1w"
+                    ));
+                }
             },
             (None, Some(instant)) => self.clock.set(instant),
             _ => return bad_clock_request("give exactly one of advance and setTo"),

@@ -48,19 +48,29 @@ impl SsoClient {
     }
 
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwkSet, ProviderError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|source| ProviderError::Transport { url: url.to_owned(), source })?;
+        let response =
+            self.http
+                .get(url)
+                .send()
+                .await
+                .map_err(|source| ProviderError::Transport {
+                    url: url.to_owned(),
+                    source,
+                })?;
         let status = response.status();
         let body = response
             .text()
             .await
-            .map_err(|source| ProviderError::Transport { url: url.to_owned(), source })?;
+            .map_err(|source| ProviderError::Transport {
+                url: url.to_owned(),
+                source,
+            })?;
         if !status.is_success() {
-            return Err(ProviderError::Status { url: url.to_owned(), status: status.as_u16(), body });
+            return Err(ProviderError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                body,
+            });
         }
         serde_json::from_str(&body).map_err(|error| ProviderError::Decode {
             url: url.to_owned(),
@@ -100,29 +110,48 @@ impl SsoClient {
             .body(body)
             .send()
             .await
-            .map_err(|source| ProviderError::Transport { url: url.clone(), source })?;
+            .map_err(|source| ProviderError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|source| ProviderError::Transport { url: url.clone(), source })?;
-        if status.as_u16() == 400 {
-            if let Ok(error) = serde_json::from_str::<AwsError>(&text) {
-                return match error.short_kind() {
-                    "NotAuthorizedException"
-                    | "UserNotFoundException"
-                    | "UserNotConfirmedException"
-                    | "PasswordResetRequiredException"
-                    | "InvalidParameterException" => Err(SignInError::Refused(error.message)),
-                    _ => Err(ProviderError::Status { url, status: 400, body: text }.into()),
-                };
-            }
+            .map_err(|source| ProviderError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        if status.as_u16() == 400
+            && let Ok(error) = serde_json::from_str::<AwsError>(&text)
+        {
+            return match error.short_kind() {
+                "NotAuthorizedException"
+                | "UserNotFoundException"
+                | "UserNotConfirmedException"
+                | "PasswordResetRequiredException"
+                | "InvalidParameterException" => Err(SignInError::Refused(error.message)),
+                _ => Err(ProviderError::Status {
+                    url,
+                    status: 400,
+                    body: text,
+                }
+                .into()),
+            };
         }
         if !status.is_success() {
-            return Err(ProviderError::Status { url, status: status.as_u16(), body: text }.into());
+            return Err(ProviderError::Status {
+                url,
+                status: status.as_u16(),
+                body: text,
+            }
+            .into());
         }
-        let parsed: InitiateAuthResponse = serde_json::from_str(&text)
-            .map_err(|error| ProviderError::Decode { url: url.clone(), detail: error.to_string() })?;
+        let parsed: InitiateAuthResponse =
+            serde_json::from_str(&text).map_err(|error| ProviderError::Decode {
+                url: url.clone(),
+                detail: error.to_string(),
+            })?;
         match (parsed.authentication_result, parsed.challenge_name) {
             (Some(result), _) => Ok(result.id_token),
             (None, Some(challenge)) => Err(SignInError::Refused(format!(
@@ -139,8 +168,8 @@ impl SsoClient {
 
 /// Cognito's `SECRET_HASH`: Base64(HMAC-SHA256(client secret, username + client id)).
 fn secret_hash(secret: &str, username: &str, client_id: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(username.as_bytes());
     mac.update(client_id.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
