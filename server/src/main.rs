@@ -98,15 +98,15 @@ async fn main() -> anyhow::Result<()> {
         } => boxoffice::serve::run(&addr, &database_url, &config).await?,
         Command::Simulator { name, addr, data } => match name {
             SimulatorName::Sso => {
-                let listener = TcpListener::bind(addr.clone());
-                let simulator = boxoffice::sim::standalone_sso(&addr, &data)?;
+                let routes = boxoffice::sim::standalone_sso(&addr, &data)?;
                 println!(
-                    "SSO simulator (Cognito user pool {}) at http://{addr}",
-                    boxoffice::sim::USER_POOL_ID
+                    "SSO simulator (Cognito user pool {}, app client {}) at http://{addr}; controls at /control/sso",
+                    boxoffice::sim::USER_POOL_ID,
+                    boxoffice::sim::APP_CLIENT_ID
                 );
-                Server::new(listener)
+                Server::new(TcpListener::bind(addr))
                     .run_with_graceful_shutdown(
-                        simulator.endpoint().map_to_response(),
+                        routes.map_to_response(),
                         async {
                             let _ = tokio::signal::ctrl_c().await;
                         },

@@ -394,8 +394,9 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
     Ok(documents)
 }
 
-/// The SSO simulator alone (for `boxoffice simulator sso`), on the system clock.
-pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<SsoSimulator, SimError> {
+/// The SSO simulator alone (for `boxoffice simulator sso`), on the system clock: the
+/// Cognito API at the root of its port and its controls under `/control/sso`.
+pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<Route, SimError> {
     std::fs::create_dir_all(data_dir).map_err(|source| SimError::DataDir {
         path: data_dir.display().to_string(),
         source,
@@ -423,7 +424,13 @@ pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<SsoSimul
         })
         .map_err(|error| SimError::Sso(error.to_string()))?;
     }
-    Ok(sso)
+    let control = OpenApiService::new(sso.control_api(), "SSO simulator control", env!("CARGO_PKG_VERSION"))
+        .server(format!("http://{addr}"));
+    Ok(Route::new()
+        .at("/control/openapi.json", control.spec_endpoint())
+        .nest("/control/docs", control.swagger_ui())
+        .nest_no_strip("/control/sso", control)
+        .nest("/", sso.endpoint()))
 }
 
 /// What `boxoffice sim` prints at start: where everything is and how to sign in.
