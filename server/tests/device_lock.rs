@@ -156,3 +156,53 @@ async fn simulator_mode_can_sign_with_a_shared_secret() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(data_dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_first_logins_create_one_customer_and_respect_the_lock() {
+    let app = TestApp::start().await;
+    let email = format!("racer-{}@example.com", uuid::Uuid::new_v4().simple());
+    let response = app
+        .http
+        .post(app.url("/sim/control/sso/users"))
+        .json(&serde_json::json!({
+            "email": email, "password": "Racer-Passw0rd!", "givenName": "Ray", "familyName": "Racer"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let token = app.id_token(&email, "Racer-Passw0rd!").await;
+    let url = app.url(&format!(
+        "/cloudpay/api/v1/session/start?apijwttoken={token}"
+    ));
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let http = app.http.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let response = http.get(url).send().await.expect("reachable");
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.expect("json");
+                (
+                    status,
+                    body["CurrentCustomerSession"]["CustomerId"]
+                        .as_str()
+                        .map(str::to_owned),
+                )
+            })
+        })
+        .collect();
+    let mut admitted_customers = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            (200, Some(customer)) => admitted_customers.push(customer),
+            (403, _) => refused += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((admitted_customers.len(), refused), (3, 17));
+    admitted_customers.dedup();
+    assert_eq!(admitted_customers.len(), 1, "one customer for one identity");
+    app.stop().await;
+}
