@@ -16,6 +16,20 @@ macro_rules! package_columns {
     };
 }
 
+/// Every detail row of every package, one kind per branch, for one round trip.
+macro_rules! package_details {
+    () => {
+        "SELECT * FROM (\
+         SELECT 'entitlement' AS kind, package_id, entitlement AS first, \
+         CAST(NULL AS TEXT) AS second, CAST(NULL AS TEXT) AS third, CAST(0 AS BIGINT) AS position \
+         FROM package_entitlements \
+         UNION ALL SELECT 'country', package_id, country_code, NULL, NULL, 0 FROM package_countries \
+         UNION ALL SELECT 'store', package_id, platform, product_id, NULL, 0 FROM package_iap_products \
+         UNION ALL SELECT 'metadata', package_id, name, code, value, position FROM package_metadata\
+         ) AS details"
+    };
+}
+
 fn period(count: i64, unit: &str) -> Result<Period, StoreError> {
     let unit = PeriodUnit::parse(unit)
         .ok_or_else(|| StoreError::Corrupt(format!("period unit {unit}")))?;
@@ -99,6 +113,8 @@ impl Store {
         Ok(packages.pop())
     }
 
+    /// Fills in entitlements, countries, store products and metadata with one query: the
+    /// package list is the busiest read, so it costs two round trips, not five.
     async fn attach_package_details(
         &self,
         packages: &mut [Package],
@@ -109,63 +125,52 @@ impl Store {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        let filter = if only.is_some() {
-            " WHERE package_id = $1"
-        } else {
-            ""
+        let rows = match only {
+            Some(id) => {
+                sqlx::query(concat!(
+                    package_details!(),
+                    " WHERE package_id = $1 ORDER BY kind, package_id, position, first"
+                ))
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(concat!(
+                    package_details!(),
+                    " ORDER BY kind, package_id, position, first"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
-        let fetch = |sql: String| {
-            // Only the fixed table and column names above are formatted in.
-            let query = sqlx::query(AssertSqlSafe(sql));
-            let query = match only {
-                Some(id) => query.bind(id.to_owned()),
-                None => query,
+        for row in &rows {
+            let Some(&i) = index.get(&row.try_get::<String, _>("package_id")?) else {
+                continue;
             };
-            query.fetch_all(&self.pool)
-        };
-        for row in fetch(format!(
-            "SELECT package_id, entitlement FROM package_entitlements{filter} ORDER BY entitlement"
-        ))
-        .await?
-        {
-            if let Some(&i) = index.get(&row.try_get::<String, _>("package_id")?) {
-                packages[i].entitlements.push(row.try_get("entitlement")?);
-            }
-        }
-        for row in fetch(format!(
-            "SELECT package_id, country_code FROM package_countries{filter} ORDER BY country_code"
-        ))
-        .await?
-        {
-            if let Some(&i) = index.get(&row.try_get::<String, _>("package_id")?) {
-                packages[i].countries.push(row.try_get("country_code")?);
-            }
-        }
-        for row in fetch(format!(
-            "SELECT package_id, platform, product_id FROM package_iap_products{filter} ORDER BY platform"
-        ))
-        .await?
-        {
-            if let Some(&i) = index.get(&row.try_get::<String, _>("package_id")?) {
-                let platform: String = row.try_get("platform")?;
-                packages[i].iap_products.push(IapProduct {
-                    platform: StorePlatform::parse(&platform)
-                        .ok_or_else(|| StoreError::Corrupt(format!("store platform {platform}")))?,
-                    product_id: row.try_get("product_id")?,
-                });
-            }
-        }
-        for row in fetch(format!(
-            "SELECT package_id, name, code, value FROM package_metadata{filter} ORDER BY position"
-        ))
-        .await?
-        {
-            if let Some(&i) = index.get(&row.try_get::<String, _>("package_id")?) {
-                packages[i].metadata.push(MetadataItem {
-                    name: row.try_get("name")?,
-                    code: row.try_get("code")?,
-                    value: row.try_get("value")?,
-                });
+            let kind: String = row.try_get("kind")?;
+            let first: String = row.try_get("first")?;
+            let second = || -> Result<String, StoreError> {
+                row.try_get::<Option<String>, _>("second")?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{kind} detail without a value")))
+            };
+            let package = &mut packages[i];
+            match kind.as_str() {
+                "entitlement" => package.entitlements.push(first),
+                "country" => package.countries.push(first),
+                "store" => package.iap_products.push(IapProduct {
+                    platform: StorePlatform::parse(&first)
+                        .ok_or_else(|| StoreError::Corrupt(format!("store platform {first}")))?,
+                    product_id: second()?,
+                }),
+                "metadata" => package.metadata.push(MetadataItem {
+                    name: first,
+                    code: second()?,
+                    value: row
+                        .try_get::<Option<String>, _>("third")?
+                        .unwrap_or_default(),
+                }),
+                other => return Err(StoreError::Corrupt(format!("package detail kind {other}"))),
             }
         }
         for package in packages.iter_mut() {
