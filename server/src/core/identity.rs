@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use jsonwebtoken::jwk::PublicKeyUse;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, RwLock};
 
 use super::CoreError;
 use crate::providers::sso::{CognitoAppClient, SignInError, SsoClient};
@@ -66,10 +68,24 @@ pub struct VerifiedIdentity {
     pub token_fingerprint: String,
 }
 
+/// How often an unknown `kid` may trigger a fresh JWKS fetch. Providers rotate keys rarely;
+/// without a floor, tokens with made-up kids would turn every request into a fetch.
+const JWKS_REFRESH_FLOOR: Duration = Duration::from_secs(60);
+
+type VerificationKey = Arc<(Algorithm, DecodingKey)>;
+
+#[derive(Default)]
+struct JwksCache {
+    keys: HashMap<String, VerificationKey>,
+    fetched_at: Option<Instant>,
+}
+
 pub struct IdentityVerifier {
     settings: IdentitySettings,
     sso: SsoClient,
-    jwks_cache: RwLock<HashMap<String, Arc<(Algorithm, DecodingKey)>>>,
+    jwks: RwLock<JwksCache>,
+    /// Held while a fetch is in flight, so concurrent misses wait for one fetch.
+    jwks_refresh: Mutex<()>,
 }
 
 fn refuse(reason: impl Into<String>) -> CoreError {
@@ -85,12 +101,9 @@ impl IdentityVerifier {
         Self {
             settings,
             sso,
-            jwks_cache: RwLock::new(HashMap::new()),
+            jwks: RwLock::new(JwksCache::default()),
+            jwks_refresh: Mutex::new(()),
         }
-    }
-
-    pub fn settings(&self) -> &IdentitySettings {
-        &self.settings
     }
 
     /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf` (against `now`, the
@@ -159,6 +172,12 @@ impl IdentityVerifier {
             .claims;
         self.check_times(&claims, now)?;
         self.check_audience(&claims)?;
+        // Cognito marks its tokens; only id tokens carry the customer's email and names.
+        if let Some(token_use) = claims.get("token_use").and_then(Value::as_str)
+            && token_use != "id"
+        {
+            return Err(refuse("Use the id token, not the access token"));
+        }
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let subject = text(&self.settings.claims.subject)
             .filter(|subject| !subject.is_empty())
@@ -183,11 +202,11 @@ impl IdentityVerifier {
         let seconds = |name: &str| claims.get(name).and_then(Value::as_f64).map(|s| s as i64);
         let expires =
             seconds("exp").ok_or_else(|| refuse("The token's exp claim is not a number"))?;
-        if expires + leeway <= now {
+        if expires.saturating_add(leeway) <= now {
             return Err(refuse("The token has expired"));
         }
         if let Some(not_before) = seconds("nbf")
-            && not_before - leeway > now
+            && not_before.saturating_sub(leeway) > now
         {
             return Err(refuse("The token is not valid yet"));
         }
@@ -214,40 +233,50 @@ impl IdentityVerifier {
         }
     }
 
-    async fn jwks_key(
-        &self,
-        url: &str,
-        kid: &str,
-    ) -> Result<Arc<(Algorithm, DecodingKey)>, CoreError> {
-        if let Some(key) = self.jwks_cache.read().await.get(kid) {
+    async fn jwks_key(&self, url: &str, kid: &str) -> Result<VerificationKey, CoreError> {
+        if let Some(key) = self.jwks.read().await.keys.get(kid) {
             return Ok(key.clone());
         }
-        // An unknown kid may mean the provider rotated its keys: fetch the document again.
-        let mut cache = self.jwks_cache.write().await;
-        if let Some(key) = cache.get(kid) {
-            return Ok(key.clone());
+        let _one_fetch_at_a_time = self.jwks_refresh.lock().await;
+        {
+            let cache = self.jwks.read().await;
+            if let Some(key) = cache.keys.get(kid) {
+                return Ok(key.clone());
+            }
+            if cache.fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFRESH_FLOOR) {
+                return Err(refuse("The token is signed by an unknown key"));
+            }
         }
-        let jwks =
-            self.sso
-                .fetch_jwks(url)
-                .await
-                .map_err(|error| CoreError::ProviderUnavailable {
+        let fetched = self.sso.fetch_jwks(url).await;
+        let mut cache = self.jwks.write().await;
+        cache.fetched_at = Some(Instant::now());
+        let jwks = match fetched {
+            Ok(jwks) => jwks,
+            // Keys we already hold stay valid; without any, nothing can be verified.
+            Err(_) if !cache.keys.is_empty() => return Err(refuse("The token is signed by an unknown key")),
+            Err(error) => {
+                return Err(CoreError::ProviderUnavailable {
                     provider: "the SSO provider",
                     detail: error.to_string(),
-                })?;
-        cache.clear();
-        for jwk in &jwks.keys {
-            let (Some(key_id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
-            else {
-                continue;
-            };
-            let algorithm = match jwk.common.key_algorithm.map(|a| a.to_string()) {
-                Some(name) => name.parse().unwrap_or(Algorithm::RS256),
-                None => Algorithm::RS256,
-            };
-            cache.insert(key_id, Arc::new((algorithm, key)));
-        }
+                });
+            }
+        };
+        cache.keys = jwks
+            .keys
+            .iter()
+            .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
+            .filter_map(|jwk| {
+                let key_id = jwk.common.key_id.clone()?;
+                let algorithm = match jwk.common.key_algorithm {
+                    Some(algorithm) => algorithm.to_string().parse().ok()?,
+                    None => Algorithm::RS256,
+                };
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some((key_id, Arc::new((algorithm, key))))
+            })
+            .collect();
         cache
+            .keys
             .get(kid)
             .cloned()
             .ok_or_else(|| refuse("The token is signed by an unknown key"))
