@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::middleware::{RequestId, ReuseId, Tracing};
+use poem::middleware::{RequestId, ReuseId};
 use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler};
 use serde_json::json;
@@ -17,7 +17,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 #[handler]
 async fn healthz(core: poem::web::Data<&Arc<Core>>) -> Response {
-    match core.store().ping().await {
+    match core.ready().await {
         Ok(()) => Json(json!({ "status": "ok" })).into_response(),
         Err(error) => {
             tracing::error!(%error, "health check: store unavailable");
@@ -67,9 +67,30 @@ pub fn server_routes(core: Arc<Core>, cloudpay_settings: CloudPaySettings) -> Ro
         )
 }
 
-/// Request ids (reusing the caller's `x-request-id`) and one log line per request.
+/// One log line per request: method, path, status and time. Never the query string: it
+/// carries passwords and tokens (`password=`, `apijwttoken=`, `apisessionid=`).
+async fn log_request<E: Endpoint>(next: E, request: Request) -> poem::Result<Response> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let outcome = next.call(request).await.map(IntoResponse::into_response);
+    let status = match &outcome {
+        Ok(response) => response.status(),
+        Err(error) => error.status(),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(%method, %path, status = status.as_u16(), elapsed_ms, "request");
+    } else {
+        tracing::info!(%method, %path, status = status.as_u16(), elapsed_ms, "request");
+    }
+    outcome
+}
+
+/// Request ids (reusing the caller's `x-request-id`, echoed in the response and attached
+/// to every log line of the request) and the request log.
 pub fn with_middleware(routes: Route) -> impl Endpoint {
     routes
-        .with(Tracing)
+        .around(log_request)
         .with(RequestId::default().reuse_id(ReuseId::Use))
 }

@@ -127,7 +127,9 @@ fn default_ksession_minutes() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloudPayConfig {
+    /// Hosts that `/sso/start/{redirect}` and `setcookie?callbackurl=` may send browsers to.
     pub redirect_hosts: Vec<String>,
+    /// The country `LocationFromIp` shows when the caller's is unknown.
     pub default_country: String,
 }
 
@@ -362,6 +364,12 @@ impl ConfigFile {
     }
 
     pub fn cloudpay_settings(&self) -> Result<CloudPaySettings, ConfigError> {
+        url::Url::parse(&self.public_url).map_err(|error| {
+            ConfigError::Invalid(format!(
+                "public_url {:?} is not a URL: {error}",
+                self.public_url
+            ))
+        })?;
         Ok(CloudPaySettings {
             public_url: format!("{}/cloudpay", self.public_url.trim_end_matches('/')),
             redirect_hosts: self.cloudpay.redirect_hosts.clone(),

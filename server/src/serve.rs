@@ -49,6 +49,6 @@ pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::
             Some(Duration::from_secs(10)),
         )
         .await?;
-    core.store().close().await;
+    core.close().await;
     Ok(())
 }

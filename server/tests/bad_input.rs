@@ -183,3 +183,52 @@ async fn geo_restricted_packages_need_a_listed_location() {
     assert_eq!(plans[0]["IAPData"].as_array().unwrap().len(), 4);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn redirects_stay_on_this_host_or_an_allowed_one() {
+    let app = TestApp::start().await;
+    let (_, started) = app.start_session(&app.alice_token().await).await;
+    let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
+    let set_cookie = |callback: &str| {
+        format!("/cloudpay/api/v1/session/setcookie/{session}?callbackurl={callback}")
+    };
+    for refused in [
+        "%2F%09%2Fevil.com",
+        "%2F%0A%2Fevil.com",
+        "%2F%2Fevil.com",
+        "%2F%5Cevil.com",
+        "https%3A%2F%2Fevil.com%2F",
+        "javascript%3Aalert(1)",
+    ] {
+        let (status, body) = app.get(&set_cookie(refused)).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+        assert_error_shape(400, &body);
+    }
+    for (allowed, location) in [
+        ("%2Faccount%3Ftab%3D1", "/account?tab=1"),
+        (
+            "http%3A%2F%2Flocalhost%3A3000%2Fdone",
+            "http://localhost:3000/done",
+        ),
+    ] {
+        let response = app
+            .http
+            .get(app.url(&set_cookie(allowed)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302, "{allowed}");
+        assert_eq!(response.headers()["location"], location);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        assert!(cookie.starts_with(&format!(".auth={session};")), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("Secure"),
+            "{cookie}"
+        );
+    }
+    let (status, body) = app
+        .get(&set_cookie("%2Fx").replace(&session, "not-a-session"))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    app.stop().await;
+}

@@ -47,8 +47,16 @@ async fn unknown_key_ids_fetch_the_jwks_at_most_once_per_interval() {
         .await;
     let verifier = verifier(format!("{}/.well-known/jwks.json", provider.uri()));
     for attempt in 0..25 {
-        match verifier.verify(&forged_token(&format!("made-up-{attempt}")), chrono::Utc::now()).await {
-            Err(CoreError::Unauthenticated(reason)) => assert_eq!(reason, "The token is signed by an unknown key"),
+        match verifier
+            .verify(
+                &forged_token(&format!("made-up-{attempt}")),
+                chrono::Utc::now(),
+            )
+            .await
+        {
+            Err(CoreError::Unauthenticated(reason)) => {
+                assert_eq!(reason, "The token is signed by an unknown key")
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -64,12 +72,16 @@ async fn an_unreachable_provider_without_cached_keys_is_an_outage_not_a_refusal(
         .await;
     let verifier = verifier(format!("{}/.well-known/jwks.json", provider.uri()));
     assert!(matches!(
-        verifier.verify(&forged_token("k1"), chrono::Utc::now()).await,
+        verifier
+            .verify(&forged_token("k1"), chrono::Utc::now())
+            .await,
         Err(CoreError::ProviderUnavailable { .. })
     ));
     // Within the refresh floor the provider is not asked again.
     assert!(matches!(
-        verifier.verify(&forged_token("k2"), chrono::Utc::now()).await,
+        verifier
+            .verify(&forged_token("k2"), chrono::Utc::now())
+            .await,
         Err(CoreError::Unauthenticated(_))
     ));
 }

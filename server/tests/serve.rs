@@ -116,6 +116,6 @@ async fn serve_accepts_shared_secret_tokens_and_refuses_others() {
     );
 
     server.abort();
-    core.store().close().await;
+    core.close().await;
     let _ = std::fs::remove_dir_all(data);
 }

@@ -93,14 +93,15 @@ impl Core {
             .collect())
     }
 
-    /// One package; hidden (not found) where the caller's country may not buy it.
+    /// One package; hidden (not found) where the caller's country may not buy it, exactly as
+    /// the list hides it.
     pub async fn package(&self, id: &str, country: Option<&Country>) -> Result<Package, CoreError> {
         let package = self
             .store
             .package(id)
             .await?
             .ok_or(CoreError::NotFound("package"))?;
-        if country.is_some() && !package.sold_in(country.map(Country::code)) {
+        if !package.sold_in(country.map(Country::code)) {
             return Err(CoreError::NotFound("package"));
         }
         Ok(package)

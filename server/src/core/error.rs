@@ -11,7 +11,7 @@ pub enum CoreError {
     #[error("Invalid Login Request")]
     InvalidLogin,
     #[error("The customer account is blocked due to concurrency limit")]
-    DeviceLimitReached { limit: u32 },
+    DeviceLimitReached,
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request is well-formed but breaks a rule; the message says which.
@@ -27,4 +27,15 @@ pub enum CoreError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl CoreError {
+    /// A failure of something outside the request (the database or a provider is down):
+    /// worth retrying, unlike a bug.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            CoreError::ProviderUnavailable { .. } | CoreError::Store(StoreError::Database(_))
+        )
+    }
 }

@@ -243,7 +243,10 @@ impl IdentityVerifier {
             if let Some(key) = cache.keys.get(kid) {
                 return Ok(key.clone());
             }
-            if cache.fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFRESH_FLOOR) {
+            if cache
+                .fetched_at
+                .is_some_and(|at| at.elapsed() < JWKS_REFRESH_FLOOR)
+            {
                 return Err(refuse("The token is signed by an unknown key"));
             }
         }
@@ -253,7 +256,9 @@ impl IdentityVerifier {
         let jwks = match fetched {
             Ok(jwks) => jwks,
             // Keys we already hold stay valid; without any, nothing can be verified.
-            Err(_) if !cache.keys.is_empty() => return Err(refuse("The token is signed by an unknown key")),
+            Err(_) if !cache.keys.is_empty() => {
+                return Err(refuse("The token is signed by an unknown key"));
+            }
             Err(error) => {
                 return Err(CoreError::ProviderUnavailable {
                     provider: "the SSO provider",

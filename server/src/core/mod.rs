@@ -77,15 +77,13 @@ impl Core {
         &self.clock
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Whether the core can serve: the database answers.
+    pub async fn ready(&self) -> Result<(), CoreError> {
+        Ok(self.store.ping().await?)
     }
 
-    pub fn session_settings(&self) -> &SessionSettings {
-        &self.sessions
-    }
-
-    pub fn identity(&self) -> &IdentityVerifier {
-        &self.identity
+    /// Closes the database pool; for an orderly shutdown.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 }

@@ -248,6 +248,12 @@ pub struct CustomFieldValue {
     pub value: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    Ascending,
+    Descending,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaybackView {
     pub entry_id: String,

@@ -8,8 +8,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::{Core, CoreError, Credential, Presence};
-use crate::core::model::PlaybackView;
-use crate::store::SortOrder;
+use crate::core::model::{PlaybackView, SortOrder};
 
 pub const MAX_PAGE_SIZE: u64 = 100;
 
@@ -68,8 +67,7 @@ impl Core {
                 ksession: None,
             });
         };
-        let entitlements = self.entitlements(customer).await?;
-        if entitlements.is_empty() {
+        if presence.entitlements.is_empty() {
             return Ok(KSessionGrant {
                 outcome: KSessionOutcome::NoSubscriptions,
                 presence,
@@ -83,7 +81,7 @@ impl Core {
         let claims = json!({
             "entryId": entry_id,
             "customerId": customer.id,
-            "privileges": entitlements,
+            "privileges": presence.entitlements,
             "expiresAt": expires.timestamp(),
         });
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());

@@ -27,6 +27,7 @@ pub enum LoginCredential {
 pub struct StartedSession {
     pub customer: Customer,
     pub session: Session,
+    pub entitlements: Vec<String>,
 }
 
 /// Who the caller is, and their session if one is live. A session token that ended or
@@ -35,6 +36,8 @@ pub struct StartedSession {
 pub struct Presence {
     pub customer: Option<Customer>,
     pub session: Option<Session>,
+    /// What the customer may watch; empty without a live session.
+    pub entitlements: Vec<String>,
 }
 
 impl Core {
@@ -79,7 +82,7 @@ impl Core {
     ) -> Result<StartedSession, CoreError> {
         let now = self.now();
         let token = match login {
-            LoginCredential::ThirdPartyToken(token) => token,
+            LoginCredential::ThirdPartyToken(token) => token.trim().to_owned(),
             LoginCredential::Password { email, password } => {
                 if email.trim().is_empty() || password.is_empty() {
                     return Err(CoreError::Invalid(
@@ -105,10 +108,15 @@ impl Core {
             })
             .await?;
         match started {
-            Some(session) => Ok(StartedSession { customer, session }),
-            None => Err(CoreError::DeviceLimitReached {
-                limit: self.sessions.device_limit,
-            }),
+            Some(session) => {
+                let entitlements = self.entitlements(&customer).await?;
+                Ok(StartedSession {
+                    customer,
+                    session,
+                    entitlements,
+                })
+            }
+            None => Err(CoreError::DeviceLimitReached),
         }
     }
 
@@ -126,6 +134,7 @@ impl Core {
                 Ok(Presence {
                     customer: Some(customer),
                     session,
+                    entitlements: Vec::new(),
                 })
             }
             Credential::SessionToken(id) => {
@@ -137,6 +146,7 @@ impl Core {
                     Some(customer) if !customer.deleted => Ok(Presence {
                         customer: Some(customer),
                         session: Some(session),
+                        entitlements: Vec::new(),
                     }),
                     _ => Ok(Presence::default()),
                 }
@@ -163,6 +173,9 @@ impl Core {
             } else {
                 presence.session = None;
             }
+        }
+        if let (Some(customer), Some(_)) = (&presence.customer, &presence.session) {
+            presence.entitlements = self.entitlements(customer).await?;
         }
         Ok(presence)
     }

@@ -181,34 +181,17 @@ async fn assemble(
         source,
     })?;
     let now_clock = clock.clone();
-    let sso = SsoSimulator::new(
-        SsoConfig {
-            user_pool_id: USER_POOL_ID.into(),
-            region: REGION.into(),
-            app_client_id: APP_CLIENT_ID.into(),
-            public_base_url: format!("{base_url}/sim/sso"),
-            auto_confirm: true,
-            signing: match &options.sso_shared_secret {
-                Some(secret) => SsoSigning::Hs256 {
-                    secret: secret.clone(),
-                },
-                None => SsoSigning::Rs256,
+    let sso = sso_simulator(
+        format!("{base_url}/sim/sso"),
+        &options.data_dir,
+        match &options.sso_shared_secret {
+            Some(secret) => SsoSigning::Hs256 {
+                secret: secret.clone(),
             },
-            signing_key_path: Some(options.data_dir.join("sso-signing-key.pk8")),
-            token_ttl: Duration::from_secs(60 * 60),
+            None => SsoSigning::Rs256,
         },
         Arc::new(move || now_clock.now()),
-    )
-    .map_err(|error| SimError::Sso(error.to_string()))?;
-    for (email, password, first, last) in TEST_USERS {
-        sso.seed_user(SeedUser {
-            email: email.into(),
-            password: password.into(),
-            given_name: first.into(),
-            family_name: last.into(),
-        })
-        .map_err(|error| SimError::Sso(error.to_string()))?;
-    }
+    )?;
 
     let database_url = match &options.database_url {
         Some(url) => url.clone(),
@@ -357,7 +340,7 @@ impl SimServer {
             let _ = shutdown.send(());
         }
         let _ = (&mut self.server).await;
-        self.core.store().close().await;
+        self.core.close().await;
     }
 }
 
@@ -389,30 +372,30 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
         ),
         ("sim-control.json", assembly.control_document),
     ];
-    assembly.core.store().close().await;
+    assembly.core.close().await;
     let _ = std::fs::remove_dir_all(scratch);
     Ok(documents)
 }
 
-/// The SSO simulator alone (for `boxoffice simulator sso`), on the system clock: the
-/// Cognito API at the root of its port and its controls under `/control/sso`.
-pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<Route, SimError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| SimError::DataDir {
-        path: data_dir.display().to_string(),
-        source,
-    })?;
+/// The simulated Cognito user pool with the test users in it.
+fn sso_simulator(
+    public_base_url: String,
+    data_dir: &std::path::Path,
+    signing: SsoSigning,
+    now: boxoffice_simulators::clock::Now,
+) -> Result<SsoSimulator, SimError> {
     let sso = SsoSimulator::new(
         SsoConfig {
             user_pool_id: USER_POOL_ID.into(),
             region: REGION.into(),
             app_client_id: APP_CLIENT_ID.into(),
-            public_base_url: format!("http://{addr}"),
+            public_base_url,
             auto_confirm: true,
-            signing: SsoSigning::Rs256,
+            signing,
             signing_key_path: Some(data_dir.join("sso-signing-key.pk8")),
             token_ttl: Duration::from_secs(60 * 60),
         },
-        Arc::new(chrono::Utc::now),
+        now,
     )
     .map_err(|error| SimError::Sso(error.to_string()))?;
     for (email, password, first, last) in TEST_USERS {
@@ -424,8 +407,28 @@ pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<Route, S
         })
         .map_err(|error| SimError::Sso(error.to_string()))?;
     }
-    let control = OpenApiService::new(sso.control_api(), "SSO simulator control", env!("CARGO_PKG_VERSION"))
-        .server(format!("http://{addr}"));
+    Ok(sso)
+}
+
+/// The SSO simulator alone (for `boxoffice simulator sso`), on the system clock: the
+/// Cognito API at the root of its port and its controls under `/control/sso`.
+pub fn standalone_sso(addr: &str, data_dir: &std::path::Path) -> Result<Route, SimError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| SimError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let sso = sso_simulator(
+        format!("http://{addr}"),
+        data_dir,
+        SsoSigning::Rs256,
+        Arc::new(chrono::Utc::now),
+    )?;
+    let control = OpenApiService::new(
+        sso.control_api(),
+        "SSO simulator control",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(format!("http://{addr}"));
     Ok(Route::new()
         .at("/control/openapi.json", control.spec_endpoint())
         .nest("/control/docs", control.swagger_ui())

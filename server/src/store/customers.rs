@@ -31,12 +31,26 @@ pub struct AccountUpdate<'a> {
 }
 
 impl Store {
-    /// Returns the customer for this identity, creating it on first sight. Two first logins
-    /// racing each other get the same row: the (issuer, subject) constraint decides.
+    /// Returns the customer for this identity, creating it on first sight and following an
+    /// email change at the identity provider. Two first logins racing each other get the
+    /// same row: the (issuer, subject) constraint decides. A returning customer costs one read.
     pub async fn customer_for_identity(
         &self,
         candidate: &Customer,
     ) -> Result<Customer, StoreError> {
+        if let Some(mut known) = self.customer_by_identity(candidate).await? {
+            if !candidate.email.is_empty() && candidate.email != known.email {
+                sqlx::query("UPDATE customers SET email = $2, updated_at = $3 WHERE id = $1")
+                    .bind(&known.id)
+                    .bind(&candidate.email)
+                    .bind(to_millis(candidate.created_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                known.email = candidate.email.clone();
+            }
+            return Ok(known);
+        }
         let now = to_millis(candidate.created_at);
         sqlx::query(
             "INSERT INTO customers (id, issuer, subject, email, first_name, last_name, deleted, \
@@ -53,16 +67,25 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(classify)?;
+        self.customer_by_identity(candidate)
+            .await?
+            .ok_or(StoreError::NotFound("customer"))
+    }
+
+    async fn customer_by_identity(
+        &self,
+        identity: &Customer,
+    ) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             customer_columns!(),
             " FROM customers WHERE issuer = $1 AND subject = $2"
         ))
-        .bind(&candidate.issuer)
-        .bind(&candidate.subject)
-        .fetch_one(&self.pool)
+        .bind(&identity.issuer)
+        .bind(&identity.subject)
+        .fetch_optional(&self.pool)
         .await?;
-        customer_from_row(&row)
+        row.as_ref().map(customer_from_row).transpose()
     }
 
     pub async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {

@@ -17,7 +17,6 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use customers::AccountUpdate;
-pub use playback::SortOrder;
 pub use sessions::SessionStart;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -39,14 +38,6 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
-impl StoreError {
-    /// The constraint that refused a write, for callers that turn a named violation into a
-    /// client error (a duplicate becomes a 409, not a 500).
-    pub fn on_constraint(&self, name: &str) -> bool {
-        matches!(self, StoreError::Constraint(violated) if violated == name)
-    }
-}
-
 /// Database errors that are the caller's fault carry the constraint's name; everything else
 /// stays an infrastructure error.
 pub(crate) fn classify(error: sqlx::Error) -> StoreError {
@@ -63,7 +54,7 @@ pub(crate) fn classify(error: sqlx::Error) -> StoreError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     Sqlite,
     Postgres,
 }
@@ -71,7 +62,6 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
 }
 
 impl Store {
@@ -116,11 +106,7 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Self { pool })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

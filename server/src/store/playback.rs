@@ -2,13 +2,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError, from_millis, to_millis};
-use crate::core::model::PlaybackView;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortOrder {
-    Ascending,
-    Descending,
-}
+use crate::core::model::{PlaybackView, SortOrder};
 
 impl Store {
     pub async fn record_view(

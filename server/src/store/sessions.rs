@@ -34,7 +34,8 @@ pub struct SessionStart<'a> {
 
 impl Store {
     /// Starts a session unless the customer already has `device_limit` live ones; `None`
-    /// means the lock is full.
+    /// means the lock is full. A token that already started a live session gets that
+    /// session back (its idle timer restarted), so a reload does not take a second slot.
     ///
     /// Invariant: a customer never has more than `device_limit` live sessions, on any number
     /// of replicas. The first statement bumps the customer's `session_guard`, which takes the
@@ -62,6 +63,31 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if let Some(fingerprint) = start.token_fingerprint {
+            let existing = sqlx::query(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE customer_id = $1 AND token_fingerprint = $2 \
+                 AND ended_at IS NULL ORDER BY started_at DESC LIMIT 1"
+            ))
+            .bind(start.customer_id)
+            .bind(fingerprint)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let mut session = session_from_row(&row)?;
+                sqlx::query("UPDATE sessions SET last_seen_at = $2, expires_at = $3 WHERE id = $1")
+                    .bind(&session.id)
+                    .bind(now)
+                    .bind(to_millis(start.expires_at))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                session.last_seen_at = start.now;
+                session.expires_at = start.expires_at;
+                return Ok(Some(session));
+            }
+        }
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) AS live FROM sessions WHERE customer_id = $1 AND ended_at IS NULL",
         )

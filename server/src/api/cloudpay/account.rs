@@ -10,8 +10,8 @@ use super::CloudPay;
 use super::auth::CloudPayAuth;
 use super::error::CloudPayError;
 use super::wire::{Account, AccountPatch, DrmValidation, Order, ResumeEntry, ResumeList};
+use crate::core::model::SortOrder;
 use crate::core::{AccountChanges, CustomFieldChange};
-use crate::store::SortOrder;
 
 #[derive(Tags)]
 enum AccountTags {

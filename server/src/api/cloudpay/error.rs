@@ -58,7 +58,11 @@ pub enum CloudPayError {
     /// The thing asked for does not exist.
     #[oai(status = 404)]
     NotFound(Json<ErrorResponse>),
-    /// The identity or payment provider could not be reached; retry later.
+    /// A fault on the server's side (a bug), logged for the operators.
+    #[oai(status = 500)]
+    Internal(Json<ErrorResponse>),
+    /// The database, the identity provider or a payment provider could not be reached;
+    /// retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorResponse>),
 }
@@ -80,7 +84,7 @@ impl From<CoreError> for CloudPayError {
             CoreError::Unauthenticated(_) | CoreError::InvalidLogin => {
                 CloudPayError::unauthorized(message)
             }
-            CoreError::DeviceLimitReached { .. } => {
+            CoreError::DeviceLimitReached => {
                 CloudPayError::Forbidden(Json(ErrorResponse::new(403, "ConcurrencyLimit", message)))
             }
             CoreError::Forbidden(_) => {
@@ -98,12 +102,20 @@ impl From<CoreError> for CloudPayError {
                     "An outside service is unavailable; please retry",
                 )))
             }
-            CoreError::Store(error) => {
-                tracing::error!(%error, "store failure");
+            error @ CoreError::Store(_) if error.is_outage() => {
+                tracing::error!(%error, "database unavailable");
                 CloudPayError::Unavailable(Json(ErrorResponse::new(
                     503,
                     "StoreUnavailable",
                     "The service is temporarily unavailable; please retry",
+                )))
+            }
+            CoreError::Store(error) => {
+                tracing::error!(%error, "store failure");
+                CloudPayError::Internal(Json(ErrorResponse::new(
+                    500,
+                    "InternalError",
+                    "Something went wrong on our side; it has been logged",
                 )))
             }
         }

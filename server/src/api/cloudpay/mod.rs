@@ -24,7 +24,8 @@ pub struct CloudPaySettings {
     /// Hosts that redirects (`/sso/start/{redirect}`, `setcookie?callbackurl=`) may point at,
     /// besides relative paths on this host.
     pub redirect_hosts: Vec<String>,
-    /// The country assumed when the caller sends no `location` header.
+    /// The country `LocationFromIp` shows when the caller's is unknown. Geo restriction never
+    /// assumes it: without a `location` header, restricted packages stay hidden.
     pub default_country: Country,
 }
 
@@ -86,7 +87,7 @@ pub fn document(core: Arc<Core>, settings: CloudPaySettings) -> String {
 }
 
 impl CloudPay {
-    /// The country a request is in: its `location` header, validated, or the default.
+    /// The country a request says it is in: its `location` header, validated.
     fn country(&self, location: Option<&str>) -> Result<Option<Country>, error::CloudPayError> {
         match location {
             None => Ok(None),
@@ -98,28 +99,43 @@ impl CloudPay {
         }
     }
 
-    /// A redirect target that stays on this host or on an allowed one.
+    /// A redirect target that stays on this host or goes to an allowed one. Control
+    /// characters and backslashes are refused outright: browsers drop or rewrite them, which
+    /// turns `/\t/evil.com` into `//evil.com`.
     fn safe_redirect(&self, target: &str) -> Result<String, error::CloudPayError> {
+        let refuse = || {
+            error::CloudPayError::bad_request(format!(
+                "redirects to {target:?} are not allowed; use a path on this host or an allowed host"
+            ))
+        };
         let target = target.trim();
-        if target.starts_with('/') && !target.starts_with("//") && !target.contains('\\') {
-            return Ok(target.to_owned());
+        if target.is_empty()
+            || target
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return Err(refuse());
         }
-        let parsed = url::Url::parse(target).map_err(|_| {
-            error::CloudPayError::bad_request(format!("{target:?} is not a URL or a path"))
-        })?;
-        let allowed = matches!(parsed.scheme(), "http" | "https")
-            && parsed.host_str().is_some_and(|host| {
+        let base = url::Url::parse(&self.settings.public_url).map_err(|_| refuse())?;
+        let resolved = base.join(target).map_err(|_| refuse())?;
+        if resolved.origin() == base.origin() {
+            return Ok(if target.starts_with('/') {
+                target.to_owned()
+            } else {
+                resolved.to_string()
+            });
+        }
+        let allowed = matches!(resolved.scheme(), "http" | "https")
+            && resolved.host_str().is_some_and(|host| {
                 self.settings
                     .redirect_hosts
                     .iter()
-                    .any(|allowed| allowed == host)
+                    .any(|allowed| allowed.eq_ignore_ascii_case(host))
             });
         if allowed {
-            Ok(parsed.to_string())
+            Ok(resolved.to_string())
         } else {
-            Err(error::CloudPayError::bad_request(format!(
-                "redirects to {target:?} are not allowed; use a path on this host or an allowed host"
-            )))
+            Err(refuse())
         }
     }
 }

@@ -39,15 +39,14 @@ impl PackageApi {
             "{}/sso/startbasket/{}",
             self.0.settings.public_url, package.id
         );
-        match auth.link_parameter() {
-            Some((name, value)) => {
-                let mut url = url::Url::parse(&base).unwrap_or_else(|_| {
-                    url::Url::parse("http://invalid/").expect("a literal URL parses")
-                });
+        // `public_url` is checked when the configuration loads, so the parse only fails
+        // for a package id no URL can carry; the link then goes without the credential.
+        match (auth.link_parameter(), url::Url::parse(&base)) {
+            (Some((name, value)), Ok(mut url)) => {
                 url.query_pairs_mut().append_pair(name, value);
                 url.to_string()
             }
-            None => base,
+            _ => base,
         }
     }
 }

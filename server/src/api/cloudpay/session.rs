@@ -52,29 +52,23 @@ enum RedirectResponse {
 pub(crate) struct SessionApi(pub(crate) Arc<CloudPay>);
 
 impl SessionApi {
-    async fn started_model(&self, started: StartedSession) -> Result<SessionModel, CloudPayError> {
+    fn started_model(&self, started: StartedSession) -> SessionModel {
         let presence = Presence {
             customer: Some(started.customer),
             session: Some(started.session),
+            entitlements: started.entitlements,
         };
-        let mut model = self.model(&presence).await?;
+        let mut model = self.model(&presence);
         model.authentication_token = presence.session.map(|session| session.id);
-        Ok(model)
+        model
     }
 
-    async fn model(&self, presence: &Presence) -> Result<SessionModel, CloudPayError> {
-        let entitlements = match &presence.customer {
-            Some(customer) if presence.session.is_some() => {
-                self.0.core.entitlements(customer).await?
-            }
-            _ => Vec::new(),
-        };
-        Ok(SessionModel::from_presence(
+    fn model(&self, presence: &Presence) -> SessionModel {
+        SessionModel::from_presence(
             self.0.core.clock().now(),
             self.0.settings.default_country.code(),
             presence,
-            &entitlements,
-        ))
+        )
     }
 
     async fn sso_start(
@@ -83,12 +77,14 @@ impl SessionApi {
         alias: Option<String>,
         location: Option<String>,
     ) -> Result<String, CloudPayError> {
-        let token = token
-            .or(alias)
-            .filter(|token| !token.trim().is_empty())
-            .ok_or_else(|| {
-                CloudPayError::bad_request("token is required: the third-party SSO JWT")
-            })?;
+        let present = |token: Option<String>| {
+            token
+                .map(|token| token.trim().to_owned())
+                .filter(|token| !token.is_empty())
+        };
+        let token = present(token).or_else(|| present(alias)).ok_or_else(|| {
+            CloudPayError::bad_request("token is required: the third-party SSO JWT")
+        })?;
         let country = self.0.country(location.as_deref())?;
         self.0
             .core
@@ -97,7 +93,7 @@ impl SessionApi {
                 country.as_ref(),
             )
             .await?;
-        Ok(cookie("ThirdPartyAuthentication", token.trim()))
+        Ok(cookie("ThirdPartyAuthentication", &token))
     }
 }
 
@@ -216,7 +212,7 @@ impl SessionApi {
         };
         let country = self.0.country(location.0.as_deref())?;
         let started = self.0.core.start_session(login, country.as_ref()).await?;
-        Ok(Json(self.started_model(started).await?))
+        Ok(Json(self.started_model(started)))
     }
 
     /// Generate session using payload
@@ -251,7 +247,7 @@ impl SessionApi {
                 country.as_ref(),
             )
             .await?;
-        Ok(Json(self.started_model(started).await?))
+        Ok(Json(self.started_model(started)))
     }
 
     /// Validate an active session (Prescence API)
@@ -275,7 +271,7 @@ impl SessionApi {
     ) -> Result<Json<SessionModel>, CloudPayError> {
         let credential = auth.credential()?;
         let presence = self.0.core.presence(credential.as_ref()).await?;
-        Ok(Json(self.model(&presence).await?))
+        Ok(Json(self.model(&presence)))
     }
 
     /// Set the authentication cookie
@@ -332,7 +328,7 @@ impl SessionApi {
     ) -> Result<Json<SessionModel>, CloudPayError> {
         let credential = auth.credential()?;
         self.0.core.terminate(&credential).await?;
-        Ok(Json(self.model(&Presence::default()).await?))
+        Ok(Json(self.model(&Presence::default())))
     }
 
     /// Generate a playback session (ksession)
@@ -367,7 +363,7 @@ impl SessionApi {
             KSessionOutcome::NoSubscriptions => (1, Some("Customer has no subscriptions")),
         };
         Ok(Json(KSessionModel {
-            session: self.model(&grant.presence).await?,
+            session: self.model(&grant.presence),
             status,
             ksession: grant.ksession,
             error_message: error_message.map(str::to_owned),

@@ -96,8 +96,8 @@ impl Example for SessionModel {
                     last_seen_at: DateTime::<Utc>::default(),
                     expires_at: DateTime::<Utc>::default(),
                 }),
+                entitlements: Vec::new(),
             },
-            &[],
         );
         model.authentication_token = Some(EXAMPLE_SESSION_ID.into());
         model
@@ -105,12 +105,7 @@ impl Example for SessionModel {
 }
 
 impl SessionModel {
-    pub fn from_presence(
-        now: DateTime<Utc>,
-        fallback_country: &str,
-        presence: &Presence,
-        entitlements: &[String],
-    ) -> Self {
+    pub fn from_presence(now: DateTime<Utc>, fallback_country: &str, presence: &Presence) -> Self {
         let country = presence
             .session
             .as_ref()
@@ -129,7 +124,7 @@ impl SessionModel {
                 customer_billing_profile_provider: None,
                 customer_billing_profile_reference: None,
                 customer_deleted: customer.deleted,
-                customer_entitlements: entitlements.join(","),
+                customer_entitlements: presence.entitlements.join(","),
                 customer_packages: String::new(),
                 customer_full_access_until: None,
                 customer_non_expiring_subscription_count: 0,
@@ -288,8 +283,10 @@ pub struct Plan {
     pub metadata: Vec<MetadataEntry>,
 }
 
+/// `1month`, `12months`, `7days`: CloudPay's count-and-unit periods.
 pub fn period_text(period: Period) -> String {
-    format!("{}{}s", period.count, period.unit.as_str())
+    let plural = if period.count == 1 { "" } else { "s" };
+    format!("{}{}{plural}", period.count, period.unit.as_str())
 }
 
 impl Plan {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -105,7 +105,7 @@ impl Example for SimulatorConfig {
             sso: SsoDetails {
                 region: "eu-west-1".into(),
                 user_pool_id: "eu-west-1_BoxOffice".into(),
-                app_client_id: "boxofficesimclient".into(),
+                app_client_id: "4c2b9s1d7f0g3h5j6k8l9m0n1p".into(),
                 issuer: format!("{base}/sim/sso/eu-west-1_BoxOffice"),
                 jwks_url: format!("{base}/sim/sso/eu-west-1_BoxOffice/.well-known/jwks.json"),
                 algorithm: "RS256".into(),
@@ -262,6 +262,9 @@ impl ControlApi {
                     ));
                 }
             },
+            (None, Some(instant)) if instant.year() > 9999 => {
+                return bad_clock_request("setTo must be before the year 10000");
+            }
             (None, Some(instant)) => self.clock.set(instant),
             _ => return bad_clock_request("give exactly one of advance and setTo"),
         };
