@@ -62,7 +62,10 @@ fn service(apis: Apis, server_url: &str) -> OpenApiService<Apis, ()> {
              JWT), query `apisessionid` (the `AuthenticationToken` from session start), cookie \
              `ThirdPartyAuthentication` (set by `/sso/start`) or cookie `.auth` (set by \
              `/api/v1/session/setcookie`). Every error has the body \
-             `{\"statusCode\": 401, \"body\": {\"status\": \"Unauthorized\", \"message\": \"…\"}}`.",
+             `{\"statusCode\": 401, \"body\": {\"status\": \"Unauthorized\", \"message\": \"…\"}}`. \
+             Where StreamAMG's reference answers a refused login, cookie or termination with \
+             500 `{\"ErrorMessage\": …}`, this server answers the 4xx that fits (401 or 400) in \
+             that error shape: a 5xx always means a fault on the server's side.",
         )
         .server(server_url)
 }
