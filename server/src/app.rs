@@ -55,6 +55,16 @@ async fn limit_body<E: Endpoint>(next: E, mut request: Request) -> poem::Result<
     Ok(next.call(request).await?.into_response())
 }
 
+/// An oversize body is refused without being read, so the connection cannot carry another
+/// request: tell the client instead of letting its next request fail.
+async fn close_after_unread_body(response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.with_header(poem::http::header::CONNECTION, "close").into_response()
+    } else {
+        response
+    }
+}
+
 /// The server's own routes (`/healthz`, `/cloudpay`), ready to nest more beside them.
 pub fn server_routes(core: Arc<Core>, cloudpay_settings: CloudPaySettings) -> Route {
     Route::new()
@@ -63,7 +73,8 @@ pub fn server_routes(core: Arc<Core>, cloudpay_settings: CloudPaySettings) -> Ro
             "/cloudpay",
             cloudpay::routes(core, cloudpay_settings)
                 .around(limit_body)
-                .catch_all_error(cloudpay::render_framework_error),
+                .catch_all_error(cloudpay::render_framework_error)
+                .map(close_after_unread_body),
         )
 }
 

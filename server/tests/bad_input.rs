@@ -232,3 +232,22 @@ async fn redirects_stay_on_this_host_or_an_allowed_one() {
     assert_eq!(status, 401, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_unread_oversize_body_closes_the_connection() {
+    let app = TestApp::start().await;
+    let response = app
+        .http
+        .post(app.url("/cloudpay/api/v1/session/start"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["connection"], "close");
+    assert_error_shape(413, &response.json().await.unwrap());
+    // The client opens a fresh connection and carries on.
+    assert_eq!(app.get("/cloudpay/api/v1/package").await.0, 200);
+    app.stop().await;
+}
