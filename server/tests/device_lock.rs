@@ -4,6 +4,33 @@ mod common;
 
 use common::{TestApp, assert_error_shape};
 
+/// Starts one session per token, all at once; each answer's status and customer id.
+async fn start_concurrently(app: &TestApp, tokens: &[String]) -> Vec<(u16, Option<String>)> {
+    let attempts: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let http = app.http.clone();
+            let url = app.url(&format!(
+                "/cloudpay/api/v1/session/start?apijwttoken={token}"
+            ));
+            tokio::spawn(async move {
+                let response = http.get(url).send().await.expect("reachable");
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.expect("json");
+                let customer = body["CurrentCustomerSession"]["CustomerId"]
+                    .as_str()
+                    .map(str::to_owned);
+                (status, customer)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in attempts {
+        answers.push(attempt.await.expect("task"));
+    }
+    answers
+}
+
 /// Each call signs in again, as a separate device would: a new token.
 async fn new_device_token(app: &TestApp) -> String {
     app.alice_token().await
@@ -25,27 +52,11 @@ async fn fifty_concurrent_starts_for_one_customer_admit_exactly_the_limit() {
         .await;
     assert_eq!(status, 200, "{presence}");
 
-    let attempts: Vec<_> = tokens
-        .iter()
-        .map(|token| {
-            let http = app.http.clone();
-            let url = app.url(&format!(
-                "/cloudpay/api/v1/session/start?apijwttoken={token}"
-            ));
-            tokio::spawn(async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .expect("reachable")
-                    .status()
-                    .as_u16()
-            })
-        })
+    let statuses: Vec<u16> = start_concurrently(&app, &tokens)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
         .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.expect("task"));
-    }
     let admitted = statuses.iter().filter(|status| **status == 200).count();
     let refused = statuses.iter().filter(|status| **status == 403).count();
     assert_eq!((admitted, refused), (3, 47), "statuses: {statuses:?}");
@@ -191,28 +202,10 @@ async fn racing_first_logins_create_one_customer_and_respect_the_lock() {
     for _ in 0..20 {
         tokens.push(app.id_token(&email, "Racer-Passw0rd!").await);
     }
-    let attempts: Vec<_> = tokens
-        .iter()
-        .map(|token| {
-            let http = app.http.clone();
-            let url = app.url(&format!(
-                "/cloudpay/api/v1/session/start?apijwttoken={token}"
-            ));
-            tokio::spawn(async move {
-                let response = http.get(url).send().await.expect("reachable");
-                let status = response.status().as_u16();
-                let body: serde_json::Value = response.json().await.expect("json");
-                let customer = body["CurrentCustomerSession"]["CustomerId"]
-                    .as_str()
-                    .map(str::to_owned);
-                (status, customer)
-            })
-        })
-        .collect();
     let mut admitted_customers = Vec::new();
     let mut refused = 0;
-    for attempt in attempts {
-        match attempt.await.unwrap() {
+    for answer in start_concurrently(&app, &tokens).await {
+        match answer {
             (200, Some(customer)) => admitted_customers.push(customer),
             (403, _) => refused += 1,
             other => panic!("unexpected answer {other:?}"),

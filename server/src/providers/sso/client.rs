@@ -47,28 +47,28 @@ impl SsoClient {
         Self { http }
     }
 
+    /// Sends a request and reads the whole answer; only transport failures are errors here.
+    async fn exchange(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, String), ProviderError> {
+        let transport = |source| ProviderError::Transport {
+            url: url.to_owned(),
+            source,
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(transport)?;
+        Ok((status, body))
+    }
+
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwkSet, ProviderError> {
-        let response =
-            self.http
-                .get(url)
-                .send()
-                .await
-                .map_err(|source| ProviderError::Transport {
-                    url: url.to_owned(),
-                    source,
-                })?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|source| ProviderError::Transport {
-                url: url.to_owned(),
-                source,
-            })?;
-        if !status.is_success() {
+        let (status, body) = self.exchange(url, self.http.get(url)).await?;
+        if !(200..300).contains(&status) {
             return Err(ProviderError::Status {
                 url: url.to_owned(),
-                status: status.as_u16(),
+                status,
                 body,
             });
         }
@@ -102,27 +102,17 @@ impl SsoClient {
             url: url.clone(),
             detail: error.to_string(),
         })?;
-        let response = self
-            .http
-            .post(&url)
-            .header("X-Amz-Target", INITIATE_AUTH_TARGET)
-            .header(reqwest::header::CONTENT_TYPE, AMZ_JSON)
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| ProviderError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| ProviderError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        if status.as_u16() == 400
+        let (status, text) = self
+            .exchange(
+                &url,
+                self.http
+                    .post(&url)
+                    .header("X-Amz-Target", INITIATE_AUTH_TARGET)
+                    .header(reqwest::header::CONTENT_TYPE, AMZ_JSON)
+                    .body(body),
+            )
+            .await?;
+        if status == 400
             && let Ok(error) = serde_json::from_str::<AwsError>(&text)
         {
             return match error.short_kind() {
@@ -139,10 +129,10 @@ impl SsoClient {
                 .into()),
             };
         }
-        if !status.is_success() {
+        if !(200..300).contains(&status) {
             return Err(ProviderError::Status {
                 url,
-                status: status.as_u16(),
+                status,
                 body: text,
             }
             .into());
