@@ -59,7 +59,9 @@ async fn limit_body<E: Endpoint>(next: E, mut request: Request) -> poem::Result<
 /// request: tell the client instead of letting its next request fail.
 async fn close_after_unread_body(response: Response) -> Response {
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response.with_header(poem::http::header::CONNECTION, "close").into_response()
+        response
+            .with_header(poem::http::header::CONNECTION, "close")
+            .into_response()
     } else {
         response
     }
