@@ -139,7 +139,17 @@ pub async fn render_framework_error(error: poem::Error) -> poem::Response {
         415 => "UnsupportedMediaType",
         _ => status.canonical_reason().unwrap_or("Error"),
     };
-    let message = if status.as_u16() == 401 {
+    let message = if let Some(parameter) =
+        error.downcast_ref::<poem_openapi::error::ParseParamError>()
+    {
+        // poem-openapi appends its internal type names; the caller needs the parameter.
+        let reason = parameter
+            .reason
+            .split(" (occurred while parsing")
+            .next()
+            .unwrap_or_default();
+        format!("the parameter `{}` is not valid: {reason}", parameter.name)
+    } else if status.as_u16() == 401 {
         "Authentication required: pass apijwttoken, apisessionid, or the ThirdPartyAuthentication or .auth cookie"
             .to_owned()
     } else {
