@@ -63,6 +63,7 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum SimulatorName {
     Sso,
+    Stripe,
 }
 
 #[tokio::main]
@@ -105,6 +106,23 @@ async fn main() -> anyhow::Result<()> {
                     "SSO simulator (Cognito user pool {}, app client {}) at http://{addr}; controls at /control/sso",
                     boxoffice::sim::USER_POOL_ID,
                     boxoffice::sim::APP_CLIENT_ID
+                );
+                Server::new(TcpListener::bind(addr))
+                    .run_with_graceful_shutdown(
+                        routes.map_to_response(),
+                        async {
+                            let _ = tokio::signal::ctrl_c().await;
+                        },
+                        None,
+                    )
+                    .await?;
+            }
+            SimulatorName::Stripe => {
+                let routes = boxoffice::sim::standalone_stripe(&addr)?;
+                println!(
+                    "Stripe simulator at http://{addr} (keys {} / {}); controls at /control/stripe",
+                    boxoffice::sim::STRIPE_PUBLISHABLE_KEY,
+                    boxoffice::sim::STRIPE_SECRET_KEY
                 );
                 Server::new(TcpListener::bind(addr))
                     .run_with_graceful_shutdown(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boxoffice_simulators::sso::{SeedUser, SsoConfig, SsoSigning, SsoSimulator};
+use boxoffice_simulators::stripe::{StripeConfig, StripeSimulator};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::cloudpay::CloudPaySettings;
 use crate::api::sim_control::{
-    BaseUrls, ControlApi, Fixtures, SimulatorConfig, SsoDetails, TestUser,
+    BaseUrls, ControlApi, Fixtures, SimulatorConfig, SsoDetails, StripeDetails, TestUser,
 };
 use crate::app;
 use crate::clock::{Clock, VirtualClock};
@@ -31,6 +32,8 @@ const CATALOGUE: &str = include_str!("catalogue.toml");
 pub const USER_POOL_ID: &str = "eu-west-1_BoxOffice";
 pub const REGION: &str = "eu-west-1";
 pub const APP_CLIENT_ID: &str = "4c2b9s1d7f0g3h5j6k8l9m0n1p";
+pub const STRIPE_SECRET_KEY: &str = "sk_test_boxofficesimulator";
+pub const STRIPE_PUBLISHABLE_KEY: &str = "pk_test_boxofficesimulator";
 
 /// The seeded users: (email, password, first name, last name).
 const TEST_USERS: [(&str, &str, &str, &str); 3] = [
@@ -59,6 +62,8 @@ pub enum SimError {
     Config(#[from] crate::config::ConfigError),
     #[error("SSO simulator: {0}")]
     Sso(String),
+    #[error("Stripe simulator: {0}")]
+    Stripe(String),
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +134,7 @@ fn simulator_config(
             cloudpay: format!("{base_url}/cloudpay"),
             cloudpay_docs: format!("{base_url}/cloudpay/docs"),
             sim_sso: format!("{base_url}/sim/sso"),
+            sim_stripe: format!("{base_url}/sim/stripe"),
             sim_control: format!("{base_url}/sim/control"),
             sim_control_docs: format!("{base_url}/sim/control/docs"),
             sim_clock: format!("{base_url}/sim/clock"),
@@ -146,6 +152,10 @@ fn simulator_config(
             }
             .into(),
             auto_confirm: true,
+        },
+        stripe: StripeDetails {
+            publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
+            secret_key: STRIPE_SECRET_KEY.into(),
         },
         device_limit: options.device_limit,
         test_users: TEST_USERS
@@ -244,6 +254,12 @@ async fn assemble(
     let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     core.seed_catalogue(&catalogue.to_seed()?).await?;
 
+    let stripe_clock = clock.clone();
+    let stripe = stripe_simulator(
+        format!("{base_url}/sim/stripe"),
+        Arc::new(move || stripe_clock.now()),
+    )?;
+
     let config = simulator_config(base_url, &sso, options, &catalogue);
     let cloudpay = CloudPaySettings {
         public_url: format!("{base_url}/cloudpay"),
@@ -251,7 +267,11 @@ async fn assemble(
         default_country: Country::parse("GB").expect("GB is a country"),
     };
     let control = OpenApiService::new(
-        (ControlApi::new(clock, config.clone()), sso.control_api()),
+        (
+            ControlApi::new(clock, config.clone()),
+            sso.control_api(),
+            stripe.control_api(),
+        ),
         "boxoffice simulator control",
         env!("CARGO_PKG_VERSION"),
     )
@@ -268,6 +288,7 @@ async fn assemble(
         .nest("/", control);
     let routes = app::server_routes(core.clone(), cloudpay)
         .nest("/sim/sso", sso.endpoint())
+        .nest("/sim/stripe", stripe.endpoint())
         .nest("/sim", control_routes);
     Ok(Assembly {
         routes,
@@ -370,11 +391,48 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
             "sim-sso.json",
             boxoffice_simulators::sso::openapi_json(&format!("{base_url}/sim/sso")),
         ),
+        (
+            "sim-stripe.json",
+            boxoffice_simulators::stripe::openapi_json(&format!("{base_url}/sim/stripe")),
+        ),
         ("sim-control.json", assembly.control_document),
     ];
     assembly.core.close().await;
     let _ = std::fs::remove_dir_all(scratch);
     Ok(documents)
+}
+
+/// The simulated Stripe account.
+fn stripe_simulator(
+    public_base_url: String,
+    now: boxoffice_simulators::clock::Now,
+) -> Result<StripeSimulator, SimError> {
+    StripeSimulator::new(
+        StripeConfig {
+            public_base_url,
+            secret_key: STRIPE_SECRET_KEY.into(),
+            publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
+        },
+        now,
+    )
+    .map_err(|error| SimError::Stripe(error.to_string()))
+}
+
+/// The Stripe simulator alone (for `boxoffice simulator stripe`), on the system clock: the
+/// API at the root of its port (`/v1/...`) and its controls under `/control/stripe`.
+pub fn standalone_stripe(addr: &str) -> Result<Route, SimError> {
+    let stripe = stripe_simulator(format!("http://{addr}"), Arc::new(chrono::Utc::now))?;
+    let control = OpenApiService::new(
+        stripe.control_api(),
+        "Stripe simulator control",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(format!("http://{addr}"));
+    Ok(Route::new()
+        .at("/control/openapi.json", control.spec_endpoint())
+        .nest("/control/docs", control.swagger_ui())
+        .nest_no_strip("/control/stripe", control)
+        .nest("/", stripe.endpoint()))
 }
 
 /// The simulated Cognito user pool with the test users in it.
@@ -448,6 +506,7 @@ pub fn banner(config: &SimulatorConfig) -> String {
         "boxoffice simulator mode at {server}\n\
          \n  CloudPay API       {cloudpay}   (docs: {cloudpay_docs})\
          \n  SSO (Cognito)      {sso}   user pool {pool}, app client {client}, region {region}\
+         \n  Stripe             {stripe}   keys {publishable} / {secret}\
          \n  control surface    {control}   (docs: {control_docs})\
          \n  virtual clock      {clock}\
          \n  health             {healthz}\
@@ -460,6 +519,9 @@ pub fn banner(config: &SimulatorConfig) -> String {
         pool = config.sso.user_pool_id,
         client = config.sso.app_client_id,
         region = config.sso.region,
+        stripe = config.urls.sim_stripe,
+        publishable = config.stripe.publishable_key,
+        secret = config.stripe.secret_key,
         control = config.urls.sim_control,
         control_docs = config.urls.sim_control_docs,
         clock = config.urls.sim_clock,

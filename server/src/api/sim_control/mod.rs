@@ -28,6 +28,8 @@ pub struct BaseUrls {
     pub cloudpay: String,
     pub cloudpay_docs: String,
     pub sim_sso: String,
+    /// The Stripe simulator: point a Stripe client's API base here.
+    pub sim_stripe: String,
     pub sim_control: String,
     pub sim_control_docs: String,
     pub sim_clock: String,
@@ -46,6 +48,16 @@ pub struct SsoDetails {
     pub algorithm: String,
     /// Whether sign-ups are confirmed at once.
     pub auto_confirm: bool,
+}
+
+/// The simulated Stripe account's API keys.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct StripeDetails {
+    /// For Stripe.js in the browser (`pk_test_…`).
+    pub publishable_key: String,
+    /// For server-side calls (`sk_test_…`).
+    pub secret_key: String,
 }
 
 /// A seeded user, ready to sign in.
@@ -81,6 +93,7 @@ pub struct SimulatorConfig {
     pub mode: String,
     pub urls: BaseUrls,
     pub sso: SsoDetails,
+    pub stripe: StripeDetails,
     /// Concurrent sessions allowed per customer.
     pub device_limit: u32,
     pub test_users: Vec<TestUser>,
@@ -98,6 +111,7 @@ impl Example for SimulatorConfig {
                 cloudpay: format!("{base}/cloudpay"),
                 cloudpay_docs: format!("{base}/cloudpay/docs"),
                 sim_sso: format!("{base}/sim/sso"),
+                sim_stripe: format!("{base}/sim/stripe"),
                 sim_control: format!("{base}/sim/control"),
                 sim_control_docs: format!("{base}/sim/control/docs"),
                 sim_clock: format!("{base}/sim/clock"),
@@ -110,6 +124,10 @@ impl Example for SimulatorConfig {
                 jwks_url: format!("{base}/sim/sso/eu-west-1_BoxOffice/.well-known/jwks.json"),
                 algorithm: "RS256".into(),
                 auto_confirm: true,
+            },
+            stripe: StripeDetails {
+                publishable_key: "pk_test_boxofficesimulator".into(),
+                secret_key: "sk_test_boxofficesimulator".into(),
             },
             device_limit: 3,
             test_users: vec![TestUser {

@@ -1,0 +1,348 @@
+//! Stripe's request parameters: `application/x-www-form-urlencoded` (or the query string of
+//! a `GET`) with bracket notation — `metadata[plan]=gold`, `expand[]=customer`,
+//! `card[number]=4242…`, `items[0][price]=…`.
+//!
+//! Parameters are *taken* one by one by the operation that reads them; whatever is left
+//! over is a parameter Stripe does not know, refused as Stripe refuses it
+//! (`Received unknown parameter: …`).
+
+use std::collections::BTreeMap;
+
+use super::error::ApiError;
+
+/// One parameter's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormValue {
+    Str(String),
+    /// `name[]=a&name[]=b`.
+    List(Vec<FormValue>),
+    /// `name[key]=…`, including numeric keys (`name[0]=…`).
+    Map(BTreeMap<String, FormValue>),
+}
+
+/// Parameters not yet read, under a prefix (for the names in error messages).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Form {
+    prefix: String,
+    fields: BTreeMap<String, FormValue>,
+}
+
+impl Form {
+    /// Parses a form body or query string.
+    pub fn parse(input: &[u8]) -> Result<Self, ApiError> {
+        let mut form = Self::default();
+        for (key, value) in url::form_urlencoded::parse(input) {
+            let path = split_key(&key)?;
+            insert(&mut form.fields, &key, &path, value.into_owned())?;
+        }
+        Ok(form)
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}[{key}]", self.prefix)
+        }
+    }
+
+    /// A top-level string parameter, left in place.
+    pub fn peek_string(&self, key: &str) -> Option<&str> {
+        match self.fields.get(key) {
+            Some(FormValue::Str(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Drops parameters that are accepted and not used.
+    pub fn discard(&mut self, keys: &[&str]) {
+        for key in keys {
+            self.fields.remove(*key);
+        }
+    }
+
+    /// A string parameter.
+    pub fn string(&mut self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.fields.remove(key) {
+            None => Ok(None),
+            Some(FormValue::Str(value)) => Ok(Some(value)),
+            Some(_) => Err(ApiError::invalid(format!(
+                "Invalid string: {} must be a string, not a hash or array",
+                self.name(key)
+            ))
+            .with_code("parameter_invalid_string")
+            .with_param(&self.name(key))),
+        }
+    }
+
+    /// A required string parameter.
+    pub fn required_string(&mut self, key: &str) -> Result<String, ApiError> {
+        match self.string(key)? {
+            Some(value) if !value.is_empty() => Ok(value),
+            _ => Err(ApiError::missing(&self.name(key))),
+        }
+    }
+
+    /// An integer parameter.
+    pub fn integer(&mut self, key: &str) -> Result<Option<i64>, ApiError> {
+        let name = self.name(key);
+        let Some(raw) = self.string(key)? else {
+            return Ok(None);
+        };
+        raw.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::invalid(format!("Invalid integer: {raw}"))
+                .with_code("parameter_invalid_integer")
+                .with_param(&name)
+        })
+    }
+
+    /// A boolean parameter (`true` / `false`).
+    pub fn boolean(&mut self, key: &str) -> Result<Option<bool>, ApiError> {
+        let name = self.name(key);
+        match self.string(key)?.as_deref() {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(other) => {
+                Err(ApiError::invalid(format!("Invalid boolean: {other}")).with_param(&name))
+            }
+        }
+    }
+
+    /// One of a fixed set of values.
+    pub fn one_of(&mut self, key: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+        let name = self.name(key);
+        match self.string(key)? {
+            None => Ok(None),
+            Some(value) if allowed.contains(&value.as_str()) => Ok(Some(value)),
+            Some(value) => Err(ApiError::invalid(format!(
+                "Invalid {name}: must be one of {}",
+                allowed.join(", ")
+            ))
+            .with_code("parameter_invalid_string")
+            .with_param(&name)
+            .with_extra("value", serde_json::Value::String(value))),
+        }
+    }
+
+    /// A hash parameter (`card[number]=…`), or `None`. An empty string (`name=`) is an
+    /// empty hash, which is how Stripe clients unset a hash.
+    pub fn hash(&mut self, key: &str) -> Result<Option<Form>, ApiError> {
+        let name = self.name(key);
+        match self.fields.remove(key) {
+            None => Ok(None),
+            Some(FormValue::Map(fields)) => Ok(Some(Form {
+                prefix: name,
+                fields,
+            })),
+            Some(FormValue::Str(value)) if value.is_empty() => Ok(Some(Form {
+                prefix: name,
+                fields: BTreeMap::new(),
+            })),
+            Some(_) => Err(
+                ApiError::invalid(format!("Invalid hash: {name} must be a hash"))
+                    .with_code("parameter_invalid_hash")
+                    .with_param(&name),
+            ),
+        }
+    }
+
+    /// A list of strings: `name[]=a&name[]=b` or `name[0]=a&name[1]=b`.
+    pub fn string_list(&mut self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+        let name = self.name(key);
+        let invalid = || {
+            ApiError::invalid(format!("Invalid array: {name} must be an array of strings"))
+                .with_code("parameter_invalid_array")
+                .with_param(&name)
+        };
+        let items = match self.fields.remove(key) {
+            None => return Ok(None),
+            Some(FormValue::List(items)) => items,
+            Some(FormValue::Str(value)) if value.is_empty() => Vec::new(),
+            Some(FormValue::Map(map)) => {
+                let mut indexed = Vec::new();
+                for (index, value) in map {
+                    let index: usize = index.parse().map_err(|_| invalid())?;
+                    indexed.push((index, value));
+                }
+                indexed.sort_by_key(|(index, _)| *index);
+                indexed.into_iter().map(|(_, value)| value).collect()
+            }
+            Some(FormValue::Str(_)) => return Err(invalid()),
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                FormValue::Str(value) => Ok(value),
+                _ => Err(invalid()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The remaining hash as string pairs (`metadata`); a nested value is refused.
+    pub fn into_string_map(self) -> Result<BTreeMap<String, String>, ApiError> {
+        let prefix = self.prefix;
+        self.fields
+            .into_iter()
+            .map(|(key, value)| match value {
+                FormValue::Str(value) => Ok((key, value)),
+                _ => {
+                    let name = format!("{prefix}[{key}]");
+                    Err(
+                        ApiError::invalid(format!("Invalid string: {name} must be a string"))
+                            .with_code("parameter_invalid_string")
+                            .with_param(&name),
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// Refuses whatever was not read.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.fields.keys().next() {
+            None => Ok(()),
+            Some(key) => Err(ApiError::unknown_parameter(&self.name(key))),
+        }
+    }
+}
+
+/// Stripe's parameters nest a few levels (`payment_method_data[card][number]`); deeper
+/// names are refused rather than recursed into.
+const MAX_DEPTH: usize = 8;
+
+/// `a[b][]` → `["a", "b", ""]`.
+fn split_key(key: &str) -> Result<Vec<String>, ApiError> {
+    let malformed = || ApiError::invalid(format!("Invalid parameter name: {key}"));
+    let (head, mut rest) = match key.find('[') {
+        Some(index) => (&key[..index], &key[index..]),
+        None => (key, ""),
+    };
+    if head.is_empty() {
+        return Err(malformed());
+    }
+    let mut path = vec![head.to_owned()];
+    while !rest.is_empty() {
+        if path.len() > MAX_DEPTH {
+            return Err(ApiError::invalid(format!(
+                "Invalid parameter name: {key} (nested more than {MAX_DEPTH} levels deep)"
+            )));
+        }
+        let Some(inner) = rest.strip_prefix('[') else {
+            return Err(malformed());
+        };
+        let Some(close) = inner.find(']') else {
+            return Err(malformed());
+        };
+        let segment = &inner[..close];
+        if segment.contains('[') {
+            return Err(malformed());
+        }
+        path.push(segment.to_owned());
+        rest = &inner[close + 1..];
+    }
+    Ok(path)
+}
+
+fn insert(
+    fields: &mut BTreeMap<String, FormValue>,
+    key: &str,
+    path: &[String],
+    value: String,
+) -> Result<(), ApiError> {
+    let conflict = || {
+        ApiError::invalid(format!(
+            "Invalid parameter: {key} conflicts with another parameter of the same name"
+        ))
+    };
+    let (first, rest) = path.split_first().ok_or_else(conflict)?;
+    match rest.split_first() {
+        None => {
+            fields.insert(first.clone(), FormValue::Str(value));
+            Ok(())
+        }
+        Some((next, _)) if next.is_empty() => {
+            if rest.len() > 1 {
+                // `a[][b]`: lists of hashes are not used by any operation here.
+                return Err(ApiError::invalid(format!("Invalid parameter name: {key}")));
+            }
+            let entry = fields
+                .entry(first.clone())
+                .or_insert_with(|| FormValue::List(Vec::new()));
+            match entry {
+                FormValue::List(items) => {
+                    items.push(FormValue::Str(value));
+                    Ok(())
+                }
+                _ => Err(conflict()),
+            }
+        }
+        Some(_) => {
+            let entry = fields
+                .entry(first.clone())
+                .or_insert_with(|| FormValue::Map(BTreeMap::new()));
+            if matches!(entry, FormValue::Str(existing) if existing.is_empty()) {
+                *entry = FormValue::Map(BTreeMap::new());
+            }
+            match entry {
+                FormValue::Map(map) => insert(map, key, rest, value),
+                _ => Err(conflict()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brackets_nest() {
+        let mut form = Form::parse(
+            b"amount=100&metadata[plan]=gold&expand[]=a&expand[]=b&card[number]=4242&items[1]=y&items[0]=x",
+        )
+        .expect("parses");
+        assert_eq!(form.integer("amount").unwrap(), Some(100));
+        let metadata = form
+            .hash("metadata")
+            .unwrap()
+            .unwrap()
+            .into_string_map()
+            .unwrap();
+        assert_eq!(metadata["plan"], "gold");
+        assert_eq!(
+            form.string_list("expand").unwrap().unwrap(),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(
+            form.string_list("items").unwrap().unwrap(),
+            vec!["x".to_owned(), "y".to_owned()]
+        );
+        let mut card = form.hash("card").unwrap().unwrap();
+        assert_eq!(card.string("number").unwrap().as_deref(), Some("4242"));
+        card.finish().unwrap();
+        form.finish().unwrap();
+    }
+
+    #[test]
+    fn leftovers_and_malformed_names_are_refused() {
+        let mut form = Form::parse(b"card[foo]=1").unwrap();
+        let card = form.hash("card").unwrap().unwrap();
+        assert_eq!(
+            card.finish().unwrap_err().message,
+            "Received unknown parameter: card[foo]"
+        );
+        assert!(Form::parse(b"a[b=1").is_err());
+        assert!(Form::parse(b"a=1&a[b]=2").is_err());
+        assert!(Form::parse(b"[x]=1").is_err());
+        let deep = format!("a{}=1", "[x]".repeat(100_000));
+        assert!(Form::parse(deep.as_bytes()).is_err());
+        assert!(
+            Form::parse(b"amount=abc")
+                .unwrap()
+                .integer("amount")
+                .is_err()
+        );
+    }
+}

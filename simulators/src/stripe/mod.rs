@@ -1,0 +1,222 @@
+//! The Stripe simulator: a stateful, offline fake of Stripe's API in test mode.
+//!
+//! It speaks Stripe's own wire format, so Stripe's official client libraries work against
+//! it unchanged when pointed at its base URL (e.g. `stripe.api_base = "http://127.0.0.1:8080/sim/stripe"`):
+//! - requests: `application/x-www-form-urlencoded` bodies (and query strings) with
+//!   bracket notation (`metadata[plan]=gold`, `expand[]=latest_charge`); a parameter the
+//!   operation does not know is refused (`Received unknown parameter: …`), as Stripe does;
+//! - keys: `Authorization: Bearer sk_test_…` ([`StripeConfig::secret_key`]; basic auth with
+//!   the key as user also works). The publishable key ([`StripeConfig::publishable_key`])
+//!   may only retrieve and confirm intents, with their `client_secret`, and create payment
+//!   methods — what Stripe.js does in a browser. `Stripe-Version` is accepted and echoed;
+//! - `Idempotency-Key` on `POST`: the same key and parameters replay the stored answer
+//!   (`Idempotent-Replayed: true`); other parameters or another endpoint get Stripe's
+//!   `idempotency_error`. Keys live 24 hours on the host's clock. A request refused with
+//!   400 is not remembered, as in Stripe;
+//! - objects: customers, payment methods (Stripe's test card numbers and `pm_card_*`
+//!   tokens), payment intents, setup intents, charges, refunds; Stripe's ids, `object`,
+//!   `created` (unix seconds), `livemode: false`, `metadata`; lists are Stripe's list
+//!   object, newest first, with `limit`, `starting_after`, `ending_before`;
+//! - errors: Stripe's error object — 400 `invalid_request_error` (with `param` and
+//!   `code`), 401, 402 `card_error` (`code`, `decline_code`, `message`, and the intent),
+//!   404 `resource_missing`;
+//! - time: only from the host's [`Now`], never the machine's clock.
+//!
+//! The control surface ([`SimStripeControlApi`], `/control/stripe/...`) plays the customer
+//! (confirming intents, completing 3D Secure) and the issuer (failing a customer's next
+//! charge). Events are recorded in the account's log; serving them and webhooks come later.
+
+mod api;
+mod cards;
+mod control;
+mod error;
+mod form;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
+use serde_json::Value;
+
+pub use self::api::DEFAULT_API_VERSION;
+pub use self::control::SimStripeControlApi;
+pub use self::error::StripeError;
+use self::form::Form;
+use self::state::Account;
+use crate::clock::Now;
+
+/// How the simulated Stripe account is set up.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// Where the simulator's endpoint is reachable, without a trailing slash, e.g.
+    /// `http://127.0.0.1:8080/sim/stripe`; the API is at `{public_base_url}/v1/...`.
+    pub public_base_url: String,
+    /// The account's secret key, `sk_test_…`.
+    pub secret_key: String,
+    /// The account's publishable key, `pk_test_…`.
+    pub publishable_key: String,
+}
+
+/// The simulated account. Cheap to clone: clones share one account.
+#[derive(Clone)]
+pub struct StripeSimulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StripeConfig,
+    now: Now,
+    shared: Mutex<Shared>,
+}
+
+/// The account and the answers kept for idempotency keys, under one lock so that a
+/// request and the storing of its answer are one step.
+pub(crate) struct Shared {
+    pub account: Account,
+    pub idempotency: HashMap<String, StoredResponse>,
+}
+
+/// The answer to a request with an `Idempotency-Key`.
+pub(crate) struct StoredResponse {
+    /// `POST /v1/...`.
+    pub endpoint: String,
+    /// The parameters as first sent.
+    pub form: Form,
+    pub status: u16,
+    pub body: Value,
+    pub created: DateTime<Utc>,
+}
+
+impl StoredResponse {
+    /// The path of [`StoredResponse::endpoint`], as Stripe names it in its messages.
+    pub fn path(&self) -> &str {
+        self.endpoint
+            .split_once(' ')
+            .map_or(self.endpoint.as_str(), |(_, path)| path)
+    }
+}
+
+impl StripeSimulator {
+    /// Builds an empty account after checking the configuration.
+    pub fn new(mut config: StripeConfig, now: Now) -> Result<Self, StripeError> {
+        config.public_base_url = config.public_base_url.trim_end_matches('/').to_owned();
+        if !(config.public_base_url.starts_with("http://")
+            || config.public_base_url.starts_with("https://"))
+        {
+            return Err(StripeError::InvalidConfig(
+                "public_base_url must be an http(s) URL".into(),
+            ));
+        }
+        if !config.secret_key.starts_with("sk_test_") || config.secret_key.len() <= 8 {
+            return Err(StripeError::InvalidConfig(
+                "secret_key must be a test-mode secret key (sk_test_…)".into(),
+            ));
+        }
+        if !config.publishable_key.starts_with("pk_test_") || config.publishable_key.len() <= 8 {
+            return Err(StripeError::InvalidConfig(
+                "publishable_key must be a test-mode publishable key (pk_test_…)".into(),
+            ));
+        }
+        Ok(Self::from_parts(config, now))
+    }
+
+    fn from_parts(config: StripeConfig, now: Now) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                now,
+                shared: Mutex::new(Shared {
+                    account: Account::default(),
+                    idempotency: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    /// An account that only describes itself. For the OpenAPI document.
+    fn for_documentation(public_base_url: &str) -> Self {
+        Self::from_parts(
+            StripeConfig {
+                public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+                secret_key: "sk_test_documentation".into(),
+                publishable_key: "pk_test_documentation".into(),
+            },
+            Arc::new(|| DateTime::UNIX_EPOCH),
+        )
+    }
+
+    /// The simulator's HTTP surface, to mount at the path [`StripeConfig::public_base_url`]
+    /// names: Stripe's API at `/v1/...`, this API's OpenAPI document at `/openapi.json`
+    /// and Swagger UI at `/docs`. Other paths and methods get Stripe's "Unrecognized request
+    /// URL" 404.
+    /// The control surface is separate ([`StripeSimulator::control_api`]).
+    pub fn endpoint(&self) -> Route {
+        let service = api::service(self.clone());
+        let spec = service.spec_endpoint();
+        let docs = service.swagger_ui();
+        let api = service
+            .into_endpoint()
+            .around(|endpoint, request| async move {
+                let method = request.method().to_string();
+                let path = request.uri().path().to_owned();
+                let unrecognized = || {
+                    poem::web::Json(api::unrecognized_url(&method, &path))
+                        .with_status(poem::http::StatusCode::NOT_FOUND)
+                        .into_response()
+                };
+                match endpoint.call(request).await {
+                    Ok(response) => {
+                        let response = response.into_response();
+                        if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                            Ok(unrecognized())
+                        } else {
+                            Ok(response)
+                        }
+                    }
+                    Err(error)
+                        if error.is::<poem::error::NotFoundError>()
+                            || error.is::<poem::error::MethodNotAllowedError>() =>
+                    {
+                        Ok(unrecognized())
+                    }
+                    Err(error) => Err(error),
+                }
+            });
+        Route::new()
+            .at("/openapi.json", spec)
+            .nest("/docs", docs)
+            .nest("/", api)
+    }
+
+    /// The control surface (`/control/stripe/...`), for the host to mount in its control
+    /// OpenAPI service (at `/sim`).
+    pub fn control_api(&self) -> SimStripeControlApi {
+        SimStripeControlApi::new(self.clone())
+    }
+
+    pub(crate) fn config(&self) -> &StripeConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        (self.inner.now)()
+    }
+
+    /// The account. A panic while it was held cannot leave it half-updated in a way that
+    /// matters to a simulator, so a poisoned lock is simply taken over.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.inner
+            .shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The OpenAPI document of the simulator's Stripe API (the content of
+/// `openapi/sim-stripe.json`), with `public_base_url` as its server. Deterministic: the
+/// same input gives the same bytes.
+pub fn openapi_json(public_base_url: &str) -> String {
+    api::service(StripeSimulator::for_documentation(public_base_url)).spec()
+}
