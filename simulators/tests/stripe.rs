@@ -833,31 +833,6 @@ fn the_document_is_deterministic_and_describes_v1() {
     );
 }
 
-/// Serves a simulator on `STRIPE_SIM_ADDR` (default `127.0.0.1:12111`) for ten minutes, for
-/// trying an official client library by hand:
-/// `cargo test -p boxoffice-simulators --test stripe -- --ignored serve_for_manual_sdk_checks`.
-#[tokio::test]
-#[ignore = "serves until stopped; for manual SDK checks"]
-async fn serve_for_manual_sdk_checks() {
-    let address = std::env::var("STRIPE_SIM_ADDR").unwrap_or_else(|_| "127.0.0.1:12111".into());
-    let now: Now = Arc::new(Utc::now);
-    let simulator = StripeSimulator::new(
-        StripeConfig {
-            public_base_url: format!("http://{address}"),
-            secret_key: SECRET.into(),
-            publishable_key: PUBLISHABLE.into(),
-        },
-        now,
-    )
-    .expect("simulator");
-    let control = OpenApiService::new(simulator.control_api(), "control", "1");
-    let app = Route::new()
-        .nest("/sim", control)
-        .nest("/", simulator.endpoint());
-    let server = Server::new(TcpListener::bind(address)).run(app);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(600), server).await;
-}
-
 #[tokio::test]
 async fn stripe_js_confirms_with_the_publishable_key_in_the_body() {
     let h = start().await;

@@ -755,6 +755,25 @@ impl Account {
 
     // ---------------------------------------------------------------- payment intents
 
+    /// Checks the customer a new intent names and resolves its payment method (a `pm_…` id
+    /// or a test token), as payment and setup intents both do on create.
+    fn intent_references(
+        &mut self,
+        customer: Option<&str>,
+        payment_method: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, ApiError> {
+        if let Some(customer) = customer {
+            self.customer_exists(customer, "customer")?;
+        }
+        payment_method
+            .map(|pm| {
+                self.resolve_payment_method(pm, "payment_method", now)
+                    .map_err(ApiError::referenced)
+            })
+            .transpose()
+    }
+
     pub fn payment_intent(&self, id: &str) -> Result<&PaymentIntent, ApiError> {
         self.payment_intents
             .get(id)
@@ -766,16 +785,8 @@ impl Account {
         new: NewPaymentIntent,
         now: DateTime<Utc>,
     ) -> Result<PaymentIntent, ApiError> {
-        if let Some(customer) = &new.customer {
-            self.customer_exists(customer, "customer")?;
-        }
-        let payment_method = match &new.payment_method {
-            Some(pm) => Some(
-                self.resolve_payment_method(pm, "payment_method", now)
-                    .map_err(ApiError::referenced)?,
-            ),
-            None => None,
-        };
+        let payment_method =
+            self.intent_references(new.customer.as_deref(), new.payment_method.as_deref(), now)?;
         let seq = self.next_seq();
         let id = new_id("pi");
         let intent = PaymentIntent {
@@ -1241,16 +1252,8 @@ impl Account {
         new: NewSetupIntent,
         now: DateTime<Utc>,
     ) -> Result<SetupIntent, ApiError> {
-        if let Some(customer) = &new.customer {
-            self.customer_exists(customer, "customer")?;
-        }
-        let payment_method = match &new.payment_method {
-            Some(pm) => Some(
-                self.resolve_payment_method(pm, "payment_method", now)
-                    .map_err(ApiError::referenced)?,
-            ),
-            None => None,
-        };
+        let payment_method =
+            self.intent_references(new.customer.as_deref(), new.payment_method.as_deref(), now)?;
         let seq = self.next_seq();
         let id = new_id("seti");
         let intent = SetupIntent {
