@@ -20,12 +20,14 @@ use crate::api::sim_control::{
 };
 use crate::app;
 use crate::clock::{Clock, VirtualClock};
-use crate::config::CatalogueConfig;
+use crate::config::{CatalogueConfig, DiscountConfig};
 use crate::core::identity::{ClaimsMap, SigningKeys};
 use crate::core::{
-    Core, Country, IdentitySettings, IdentityVerifier, PlaybackSettings, SessionSettings,
+    Core, Country, IdentitySettings, IdentityVerifier, PaymentSettings, PlaybackSettings,
+    SessionSettings, default_renewal_retries,
 };
 use crate::providers::sso::{CognitoAppClient, SsoClient};
+use crate::providers::stripe::{StripeClient, StripeSettings};
 use crate::store::Store;
 
 const CATALOGUE: &str = include_str!("catalogue.toml");
@@ -34,6 +36,8 @@ pub const REGION: &str = "eu-west-1";
 pub const APP_CLIENT_ID: &str = "4c2b9s1d7f0g3h5j6k8l9m0n1p";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_boxofficesimulator";
 pub const STRIPE_PUBLISHABLE_KEY: &str = "pk_test_boxofficesimulator";
+/// The `x-api-key` of discount sync in simulator mode.
+pub const DISCOUNT_SYNC_API_KEY: &str = "sim-discount-sync-key";
 
 /// The seeded users: (email, password, first name, last name).
 const TEST_USERS: [(&str, &str, &str, &str); 3] = [
@@ -233,6 +237,30 @@ async fn assemble(
         },
         SsoClient::new(),
     );
+    let stripe_clock = clock.clone();
+    let stripe = stripe_simulator(
+        format!("{base_url}/sim/stripe"),
+        Arc::new(move || stripe_clock.now()),
+    )?;
+    let webhook_secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
+    let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
+    let payments = PaymentSettings {
+        stripe: Some(StripeClient::new(StripeSettings {
+            api_base: format!("{base_url}/sim/stripe"),
+            secret_key: STRIPE_SECRET_KEY.into(),
+            publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
+            webhook_secret,
+            webhook_tolerance_seconds: 300,
+            hosted_form_url: Some(format!("{base_url}/sim/stripe/elements/pay")),
+        })),
+        renewal_retries: default_renewal_retries(),
+        discounts: catalogue
+            .discounts
+            .iter()
+            .map(DiscountConfig::to_discount)
+            .collect::<Result<_, _>>()?,
+        discount_sync_api_key: Some(DISCOUNT_SYNC_API_KEY.into()),
+    };
     let ksession_secret: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(48)
@@ -250,15 +278,10 @@ async fn assemble(
             ksession_secret,
             ksession_ttl: Duration::from_secs(60 * 60),
         },
+        payments,
     ));
-    let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     core.seed_catalogue(&catalogue.to_seed()?).await?;
-
-    let stripe_clock = clock.clone();
-    let stripe = stripe_simulator(
-        format!("{base_url}/sim/stripe"),
-        Arc::new(move || stripe_clock.now()),
-    )?;
+    core.seed_discounts().await?;
 
     let config = simulator_config(base_url, &sso, options, &catalogue);
     let cloudpay = CloudPaySettings {
@@ -268,7 +291,7 @@ async fn assemble(
     };
     let control = OpenApiService::new(
         (
-            ControlApi::new(clock, config.clone()),
+            ControlApi::new(clock, config.clone(), core.clone()),
             sso.control_api(),
             stripe.control_api(),
         ),
@@ -286,7 +309,7 @@ async fn assemble(
         .at("/control/openapi.json", control.spec_endpoint())
         .nest("/control/docs", control.swagger_ui())
         .nest("/", control);
-    let routes = app::server_routes(core.clone(), cloudpay)
+    let routes = app::server_routes(core.clone(), base_url, cloudpay)
         .nest("/sim/sso", sso.endpoint())
         .nest("/sim/stripe", stripe.endpoint())
         .nest("/sim", control_routes);
@@ -396,6 +419,10 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
             boxoffice_simulators::stripe::openapi_json(&format!("{base_url}/sim/stripe")),
         ),
         ("sim-control.json", assembly.control_document),
+        (
+            "webhooks.json",
+            crate::api::webhooks::document(assembly.core.clone(), &format!("{base_url}/webhooks")),
+        ),
     ];
     assembly.core.close().await;
     let _ = std::fs::remove_dir_all(scratch);

@@ -10,6 +10,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::clock::{Clock, ClockError, VirtualClock};
+use crate::core::Core;
 
 #[derive(Tags)]
 enum ControlTags {
@@ -155,6 +156,19 @@ impl Example for SimulatorConfig {
 pub struct ClockReading {
     pub now: DateTime<Utc>,
     pub epoch_millis: i64,
+    /// After a move: what the billing clock settled in the time skipped.
+    #[oai(skip_serializing_if_is_none)]
+    pub billing: Option<BillingRun>,
+}
+
+/// Renewals charged, renewals refused (and scheduled for retry), subscriptions expired, and
+/// jobs left for later because a provider was unreachable.
+#[derive(Debug, Clone, Object)]
+pub struct BillingRun {
+    pub renewed: u64,
+    pub failed: u64,
+    pub expired: u64,
+    pub deferred: u64,
 }
 
 impl Example for ClockReading {
@@ -163,6 +177,7 @@ impl Example for ClockReading {
         ClockReading {
             now,
             epoch_millis: now.timestamp_millis(),
+            billing: None,
         }
     }
 }
@@ -223,11 +238,16 @@ pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
 pub struct ControlApi {
     clock: Arc<VirtualClock>,
     config: SimulatorConfig,
+    core: Arc<Core>,
 }
 
 impl ControlApi {
-    pub fn new(clock: Arc<VirtualClock>, config: SimulatorConfig) -> Self {
-        Self { clock, config }
+    pub fn new(clock: Arc<VirtualClock>, config: SimulatorConfig, core: Arc<Core>) -> Self {
+        Self {
+            clock,
+            config,
+            core,
+        }
     }
 
     fn reading(&self) -> ClockReading {
@@ -235,6 +255,7 @@ impl ControlApi {
         ClockReading {
             now,
             epoch_millis: now.timestamp_millis(),
+            billing: None,
         }
     }
 }
@@ -287,7 +308,26 @@ impl ControlApi {
             _ => return bad_clock_request("give exactly one of advance and setTo"),
         };
         match moved {
-            Ok(_) => ClockMoveResponse::Moved(Json(self.reading())),
+            Ok(_) => {
+                // Whatever fell due in the skipped time is settled before answering, so the
+                // caller sees renewals, retries and expiries at once.
+                let mut reading = self.reading();
+                match self.core.run_due_billing().await {
+                    Ok(report) => {
+                        reading.billing = Some(BillingRun {
+                            renewed: report.renewed,
+                            failed: report.failed,
+                            expired: report.expired,
+                            deferred: report.deferred,
+                        });
+                        ClockMoveResponse::Moved(Json(reading))
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "billing after a clock move failed");
+                        ClockMoveResponse::Moved(Json(reading))
+                    }
+                }
+            }
             Err(error @ ClockError::Backwards { .. }) => bad_clock_request(error.to_string()),
         }
     }
