@@ -431,3 +431,69 @@ async fn payment_operations_refuse_bad_input_with_their_error_shape() {
     assert_eq!(status, 404, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_single_use_code_is_redeemed_exactly_once_under_concurrent_requests() {
+    let app = TestApp::start().await;
+    let (status, created) = app
+        .post_json(
+            "/sim/control/discounts",
+            &json!({ "code": "once-only", "percentOff": 30, "singleUse": true }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["code"], "ONCE-ONLY");
+    let (status, _) = app
+        .post_json(
+            "/sim/control/discounts",
+            &json!({ "code": "ONCE-ONLY", "percentOff": 10 }),
+        )
+        .await;
+    assert_eq!(status, 400, "codes are unique");
+
+    // Three customers with three open baskets each: nine redemptions racing.
+    let fixtures = &app.server.config.fixtures;
+    let packages = [
+        fixtures.monthly_package_id.clone(),
+        fixtures.one_off_package_id.clone(),
+        "0b7f3c1e-6d2a-4e58-9a41-7c5d2e8f9b30".to_owned(),
+    ];
+    let mut attempts = Vec::new();
+    for user in &app.server.config.test_users {
+        let token = app.id_token(&user.email, &user.password).await;
+        assert_eq!(app.start_session(&token).await.0, 200);
+        let shopper = Shopper { token };
+        for package in &packages {
+            let basket = checkout(&app, &shopper, package).await;
+            attempts.push((shopper.auth(), basket["basketId"].clone()));
+        }
+    }
+    let mut racing = tokio::task::JoinSet::new();
+    for (auth, basket) in attempts {
+        let http = app.http.clone();
+        let url = app.url(&format!("/cloudpay/payment/stripe/discount?{auth}"));
+        racing.spawn(async move {
+            let response = http
+                .post(url)
+                .json(&json!({ "basketId": basket, "code": "ONCE-ONLY" }))
+                .send()
+                .await
+                .expect("server reachable");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        });
+    }
+    let results = racing.join_all().await;
+    let accepted = results.iter().filter(|(status, _)| *status == 200).count();
+    let refused = results
+        .iter()
+        .filter(|(status, body)| {
+            *status == 400
+                && body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("already been used"))
+        })
+        .count();
+    assert_eq!((accepted, refused), (1, 8), "{results:?}");
+    app.stop().await;
+}

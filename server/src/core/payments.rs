@@ -527,6 +527,24 @@ impl Core {
         Ok(())
     }
 
+    /// Defines a new discount code (the admin backend's job; simulator mode's control
+    /// surface offers it). A code that exists already is refused.
+    pub async fn define_discount(&self, discount: &Discount) -> Result<(), CoreError> {
+        if self.store.discount_by_code(&discount.code).await?.is_some() {
+            return Err(CoreError::Invalid(format!(
+                "The discount code {:?} exists already",
+                discount.code
+            )));
+        }
+        match self.store.upsert_discount(discount, self.now()).await {
+            Err(StoreError::Constraint(_)) => Err(CoreError::Invalid(format!(
+                "The discount code {:?} exists already",
+                discount.code
+            ))),
+            other => Ok(other?),
+        }
+    }
+
     /// Writes every configured discount; at start, like the catalogue.
     pub async fn seed_discounts(&self) -> Result<(), CoreError> {
         let now = self.now();

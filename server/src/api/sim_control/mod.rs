@@ -10,6 +10,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::clock::{Clock, ClockError, VirtualClock};
+use crate::config::DiscountConfig;
 use crate::core::Core;
 
 #[derive(Tags)]
@@ -18,6 +19,57 @@ enum ControlTags {
     Control,
     /// The virtual clock every part of simulator mode reads.
     Clock,
+    /// The admin backend's side of CloudPay: discount codes.
+    Admin,
+}
+
+/// A discount code to create: exactly one of `percentOff` and `amountOff` (minor units, with
+/// `currency`).
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct NewDiscount {
+    pub code: String,
+    pub percent_off: Option<u32>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    #[oai(default)]
+    pub single_use: bool,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Package ids it applies to; empty for all.
+    #[oai(default)]
+    pub packages: Vec<String>,
+}
+
+impl Example for NewDiscount {
+    fn example() -> Self {
+        NewDiscount {
+            code: "ONCE-ONLY-25".into(),
+            percent_off: Some(25),
+            amount_off: None,
+            currency: None,
+            single_use: true,
+            valid_from: None,
+            valid_until: None,
+            packages: vec![],
+        }
+    }
+}
+
+/// The created discount.
+#[derive(Debug, Clone, Object)]
+pub struct CreatedDiscount {
+    pub id: String,
+    pub code: String,
+}
+
+#[derive(ApiResponse)]
+enum DiscountCreated {
+    #[oai(status = 201)]
+    Created(Json<CreatedDiscount>),
+    /// Not a valid definition, or the code exists already.
+    #[oai(status = 400)]
+    BadRequest(Json<ControlError>),
 }
 
 /// Every base URL of this simulator-mode process.
@@ -276,6 +328,49 @@ impl ControlApi {
     #[oai(path = "/control/config", method = "get", tag = "ControlTags::Control")]
     async fn config(&self) -> Json<SimulatorConfig> {
         Json(self.config.clone())
+    }
+
+    /// Create a discount code
+    ///
+    /// What CloudPay's admin backend does: a percent or fixed-amount code, single- or
+    /// multi-use, optionally limited in time and to some packages. Codes are matched
+    /// case-insensitively.
+    #[oai(
+        path = "/control/discounts",
+        method = "post",
+        tag = "ControlTags::Admin"
+    )]
+    async fn create_discount(&self, body: Json<NewDiscount>) -> DiscountCreated {
+        let request = body.0;
+        let definition = DiscountConfig {
+            id: uuid::Uuid::new_v4().to_string(),
+            code: request.code,
+            percent_off: request.percent_off,
+            amount_off: request.amount_off,
+            currency: request.currency,
+            single_use: request.single_use,
+            valid_from: request.valid_from.map(|time| time.to_rfc3339()),
+            valid_until: request.valid_until.map(|time| time.to_rfc3339()),
+            packages: request.packages,
+            active: true,
+        };
+        let refused = |message: String| {
+            DiscountCreated::BadRequest(Json(ControlError {
+                error: "invalid_discount".into(),
+                message,
+            }))
+        };
+        let discount = match definition.to_discount() {
+            Ok(discount) => discount,
+            Err(error) => return refused(error.to_string()),
+        };
+        match self.core.define_discount(&discount).await {
+            Ok(()) => DiscountCreated::Created(Json(CreatedDiscount {
+                id: discount.id,
+                code: discount.code,
+            })),
+            Err(error) => refused(error.to_string()),
+        }
     }
 
     /// Read the virtual clock
