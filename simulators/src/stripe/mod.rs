@@ -29,12 +29,16 @@
 mod api;
 mod cards;
 mod control;
+mod delivery;
 mod error;
+mod events;
 mod form;
 mod state;
+mod webhook_api;
+mod webhooks;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -42,9 +46,16 @@ use serde_json::Value;
 
 pub use self::api::DEFAULT_API_VERSION;
 pub use self::control::SimStripeControlApi;
+pub use self::delivery::{DELIVERY_POLL_INTERVAL, WebhookDeliveryReport};
 pub use self::error::StripeError;
+pub use self::events::EVENT_TYPES;
 use self::form::Form;
 use self::state::Account;
+use self::webhooks::NewWebhookEndpoint;
+pub use self::webhooks::{
+    GIVE_UP_AFTER, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, retry_delay,
+    signature_header,
+};
 use crate::clock::Now;
 
 /// How the simulated Stripe account is set up.
@@ -59,6 +70,15 @@ pub struct StripeConfig {
     pub publishable_key: String,
 }
 
+/// A webhook endpoint the host registered ([`StripeSimulator::register_webhook_endpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredWebhookEndpoint {
+    /// `we_…`.
+    pub id: String,
+    /// `whsec_…`: what the receiver verifies `Stripe-Signature` with.
+    pub secret: String,
+}
+
 /// The simulated account. Cheap to clone: clones share one account.
 #[derive(Clone)]
 pub struct StripeSimulator {
@@ -69,6 +89,10 @@ struct Inner {
     config: StripeConfig,
     now: Now,
     shared: Mutex<Shared>,
+    /// What webhooks are sent with, built on first use.
+    http: OnceLock<Result<reqwest::Client, String>>,
+    /// Woken whenever attempts have been recorded.
+    delivery_finished: tokio::sync::Notify,
 }
 
 /// The account and the answers kept for idempotency keys, under one lock so that a
@@ -131,6 +155,8 @@ impl StripeSimulator {
                     account: Account::default(),
                     idempotency: HashMap::new(),
                 }),
+                http: OnceLock::new(),
+                delivery_finished: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -188,6 +214,35 @@ impl StripeSimulator {
             .at("/openapi.json", spec)
             .nest("/docs", docs)
             .nest("/", api)
+    }
+
+    /// Registers a webhook endpoint, as `POST /v1/webhook_endpoints` does (same checks):
+    /// from now on, every event whose type is in `enabled_events` (or all, with `"*"`) is
+    /// sent to `url`, signed with the returned secret. For the host to subscribe its own
+    /// webhook receiver.
+    pub fn register_webhook_endpoint(
+        &self,
+        url: &str,
+        enabled_events: &[&str],
+    ) -> Result<RegisteredWebhookEndpoint, StripeError> {
+        let new = NewWebhookEndpoint {
+            url: url.to_owned(),
+            enabled_events: enabled_events
+                .iter()
+                .map(|&event| event.to_owned())
+                .collect(),
+            ..NewWebhookEndpoint::default()
+        };
+        let now = self.now();
+        let endpoint = self
+            .lock()
+            .account
+            .create_webhook_endpoint(new, now)
+            .map_err(|error| StripeError::WebhookEndpointRefused(error.message))?;
+        Ok(RegisteredWebhookEndpoint {
+            id: endpoint.id,
+            secret: endpoint.secret,
+        })
     }
 
     /// The control surface (`/control/stripe/...`), for the host to mount in its control
