@@ -138,7 +138,21 @@ async fn a_paid_monthly_purchase_shows_in_account_presence_and_transactions() {
     assert_eq!(basket["discountsEnabled"], true);
 
     let intent = buy_monthly(&app, &shopper, "pm_card_visa").await;
-    let _ = basket;
+    assert_eq!(
+        json!(intent),
+        basket["basketId"],
+        "the open basket is handed back"
+    );
+    let next = checkout(
+        &app,
+        &shopper,
+        &app.server.config.fixtures.monthly_package_id,
+    )
+    .await;
+    assert_ne!(
+        next["basketId"], basket["basketId"],
+        "a paid basket is not reused"
+    );
     let view = account(&app, &shopper).await;
     assert_eq!(view["Entitlements"], json!(["live", "vod"]));
     let subscriptions = view["Subscriptions"].as_array().unwrap();

@@ -102,6 +102,8 @@ pub struct SimServer {
     pub clock: Arc<VirtualClock>,
     pub core: Arc<Core>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The Stripe simulator's webhook deliveries and the server's billing clock.
+    background: Vec<JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -109,6 +111,7 @@ struct Assembly {
     routes: Route,
     config: SimulatorConfig,
     core: Arc<Core>,
+    stripe: StripeSimulator,
     control_document: String,
 }
 
@@ -242,7 +245,10 @@ async fn assemble(
         format!("{base_url}/sim/stripe"),
         Arc::new(move || stripe_clock.now()),
     )?;
-    let webhook_secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
+    let webhook_secret = stripe
+        .register_webhook_endpoint(&format!("{base_url}/webhooks/stripe"), &["*"])
+        .map_err(|error| SimError::Stripe(error.to_string()))?
+        .secret;
     let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     let payments = PaymentSettings {
         stripe: Some(StripeClient::new(StripeSettings {
@@ -317,6 +323,7 @@ async fn assemble(
         routes,
         config,
         core,
+        stripe,
         control_document,
     })
 }
@@ -355,12 +362,17 @@ impl SimServer {
                 )
                 .await
         });
+        let background = vec![
+            assembly.stripe.spawn_delivery_loop(),
+            crate::core::spawn_billing_loop(assembly.core.clone(), Duration::from_secs(1)),
+        ];
         Ok(SimServer {
             base_url,
             config: assembly.config,
             clock,
             core: assembly.core,
             server,
+            background,
             shutdown: Some(shutdown),
         })
     }
@@ -380,6 +392,9 @@ impl SimServer {
     }
 
     pub async fn stop(mut self) {
+        for task in &self.background {
+            task.abort();
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
