@@ -511,3 +511,254 @@ async fn a_single_use_code_is_redeemed_exactly_once_under_concurrent_requests() 
     assert_eq!((accepted, refused), (1, 8), "{results:?}");
     app.stop().await;
 }
+
+async fn post_webhook(app: &TestApp, signature: &str, body: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/webhooks/stripe"))
+        .header("Stripe-Signature", signature)
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("server reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn replayed_webhooks_change_nothing_and_forged_or_stale_ones_are_refused() {
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    buy_monthly(&app, &shopper, "pm_card_visa").await;
+    let events = app
+        .stripe(
+            Method::GET,
+            "events",
+            &[("type", "payment_intent.succeeded")],
+        )
+        .await;
+    let event = events["data"][0].clone();
+    let event_id = event["id"].as_str().expect("event id");
+    let (status, _) = app
+        .post_json(
+            &format!("/sim/control/stripe/events/{event_id}/resend"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, delivered) = app
+        .post_json("/sim/control/stripe/webhooks/deliver", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{delivered}");
+    assert_eq!(
+        transactions(&app, &shopper).await.len(),
+        1,
+        "no second payment"
+    );
+    assert_eq!(
+        account(&app, &shopper).await["Subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let secret = &app.server.config.stripe.webhook_secret;
+    let body = event.to_string();
+    let now = boxoffice::clock::Clock::now(app.server.clock.as_ref()).timestamp();
+    let (status, receipt) = post_webhook(
+        &app,
+        &boxoffice::providers::stripe::sign(body.as_bytes(), secret, now),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (status, receipt["outcome"].as_str()),
+        (200, Some("replayed"))
+    );
+    let (status, refusal) = post_webhook(
+        &app,
+        &boxoffice::providers::stripe::sign(body.as_bytes(), "whsec_forged", now),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 400, "{refusal}");
+    let stale = now - 301;
+    let (status, refusal) = post_webhook(
+        &app,
+        &boxoffice::providers::stripe::sign(body.as_bytes(), secret, stale),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 400, "{refusal}");
+    assert!(
+        refusal["error"].as_str().unwrap().contains("old"),
+        "{refusal}"
+    );
+    let (status, _) = post_webhook(
+        &app,
+        &boxoffice::providers::stripe::sign(b"not json", secret, now),
+        "not json",
+    )
+    .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_declined_card_records_a_failed_transaction_with_stripes_message() {
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    let basket = checkout(
+        &app,
+        &shopper,
+        &app.server.config.fixtures.monthly_package_id,
+    )
+    .await;
+    let intent = basket["basketId"].as_str().unwrap();
+    let (status, _) = confirm(&app, intent, "pm_card_chargeDeclinedInsufficientFunds").await;
+    assert_eq!(status, 402);
+    let history = transactions(&app, &shopper).await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["Status"], -1);
+    assert_eq!(
+        history[0]["ProviderMessage"],
+        "Your card has insufficient funds."
+    );
+    assert_eq!(account(&app, &shopper).await["Entitlements"], json!([]));
+    let (status, _) = confirm(&app, intent, "pm_card_visa").await;
+    assert_eq!(status, 200, "the same basket pays with another card");
+    assert_eq!(
+        account(&app, &shopper).await["Entitlements"],
+        json!(["live", "vod"])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_card_needing_authentication_shows_as_authentication_required() {
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    let monthly = &app.server.config.fixtures.monthly_package_id;
+    let basket = checkout(&app, &shopper, monthly).await;
+    let intent = basket["basketId"].as_str().unwrap();
+    let response = app
+        .http
+        .post(app.url(&format!("/sim/stripe/v1/payment_intents/{intent}/confirm")))
+        .bearer_auth(&app.server.config.stripe.publishable_key)
+        .form(&[
+            ("client_secret", basket["clientSecret"].as_str().unwrap()),
+            ("payment_method", "pm_card_authenticationRequired"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let confirmed: Value = response.json().await.unwrap();
+    assert_eq!(confirmed["status"], "requires_action", "{confirmed}");
+    let again = checkout(&app, &shopper, monthly).await;
+    assert_eq!(again["basketId"], basket["basketId"]);
+    assert_eq!(again["authenticationRequired"], true);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_free_trial_converts_to_paid_and_a_full_refund_revokes_access() {
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    let trial = checkout(&app, &shopper, &app.server.config.fixtures.trial_package_id).await;
+    let (status, body) = confirm(&app, trial["basketId"].as_str().unwrap(), "pm_card_visa").await;
+    assert_eq!(status, 200, "{body}");
+    let view = account(&app, &shopper).await;
+    assert_eq!(view["Subscriptions"][0]["Type"], "trialing");
+    assert_eq!(view["Entitlements"], json!(["live", "vod"]));
+    assert!(
+        transactions(&app, &shopper).await.is_empty(),
+        "a trial takes no money"
+    );
+
+    app.advance_clock("8d").await;
+    let shopper = alice(&app).await;
+    let history = transactions(&app, &shopper).await;
+    assert_eq!(history.len(), 1, "the first charge after the trial");
+    assert_eq!(history[0]["Amount"], 12.99);
+    assert_eq!(
+        account(&app, &shopper).await["Subscriptions"][0]["Type"],
+        "active"
+    );
+
+    let charge = app
+        .stripe(
+            Method::GET,
+            &format!(
+                "payment_intents/{}",
+                history[0]["Reference"].as_str().unwrap()
+            ),
+            &[],
+        )
+        .await["latest_charge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refund = app
+        .stripe(Method::POST, "refunds", &[("charge", charge.as_str())])
+        .await;
+    assert_eq!(refund["status"], "succeeded", "{refund}");
+    app.post_json("/sim/control/stripe/webhooks/deliver", &json!({}))
+        .await;
+    let view = account(&app, &shopper).await;
+    assert_eq!(view["Subscriptions"][0]["Type"], "refunded");
+    assert_eq!(view["Entitlements"], json!([]));
+    let history = transactions(&app, &shopper).await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["Amount"], -12.99);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_billing_update_recovers_a_past_due_subscription_at_once() {
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    buy_monthly(&app, &shopper, "pm_card_visa").await;
+    fail_next_charge(&app, "expired_card").await;
+    through_next_renewal(&app).await;
+    let shopper = alice(&app).await;
+    assert_eq!(
+        account(&app, &shopper).await["Subscriptions"][0]["Type"],
+        "past_due"
+    );
+    let (_, presence) = app
+        .get(&format!(
+            "/cloudpay/api/v1/session/prescence?{}",
+            shopper.auth()
+        ))
+        .await;
+    assert!(presence["CurrentCustomerSession"]["CustomerBillingProfileLastFailedAt"].is_string());
+
+    let response = app
+        .http
+        .put(app.url(&format!(
+            "/cloudpay/billing/stripe/update?{}",
+            shopper.auth()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let update: Value = response.json().await.unwrap();
+    let secret = update["clientSecret"].as_str().unwrap();
+    let setup_intent = secret.split("_secret_").next().unwrap();
+    let (status, body) = confirm(&app, setup_intent, "pm_card_mastercard").await;
+    assert_eq!(status, 200, "{body}");
+    let view = account(&app, &shopper).await;
+    assert_eq!(view["Subscriptions"][0]["Type"], "active");
+    assert_eq!(
+        view["BillingDetails"]["CardDetails"]["Reference"],
+        "Mastercard XXXX-XXXX-XXXX-4444"
+    );
+    assert_eq!(
+        transactions(&app, &shopper).await.last().unwrap()["Status"],
+        1
+    );
+    app.stop().await;
+}

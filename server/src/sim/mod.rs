@@ -120,6 +120,7 @@ fn simulator_config(
     sso: &SsoSimulator,
     options: &SimOptions,
     catalogue: &CatalogueConfig,
+    webhook_secret: &str,
 ) -> SimulatorConfig {
     let package = |title_part: &str| {
         catalogue
@@ -163,6 +164,7 @@ fn simulator_config(
         stripe: StripeDetails {
             publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
             secret_key: STRIPE_SECRET_KEY.into(),
+            webhook_secret: webhook_secret.to_owned(),
         },
         device_limit: options.device_limit,
         test_users: TEST_USERS
@@ -255,7 +257,7 @@ async fn assemble(
             api_base: format!("{base_url}/sim/stripe"),
             secret_key: STRIPE_SECRET_KEY.into(),
             publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
-            webhook_secret,
+            webhook_secret: webhook_secret.clone(),
             webhook_tolerance_seconds: 300,
             hosted_form_url: Some(format!("{base_url}/sim/stripe/elements/pay")),
         })),
@@ -289,7 +291,7 @@ async fn assemble(
     core.seed_catalogue(&catalogue.to_seed()?).await?;
     core.seed_discounts().await?;
 
-    let config = simulator_config(base_url, &sso, options, &catalogue);
+    let config = simulator_config(base_url, &sso, options, &catalogue, &webhook_secret);
     let cloudpay = CloudPaySettings {
         public_url: format!("{base_url}/cloudpay"),
         redirect_hosts: vec!["127.0.0.1".into(), "localhost".into()],

@@ -111,6 +111,9 @@ pub struct StripeDetails {
     pub publishable_key: String,
     /// For server-side calls (`sk_test_…`).
     pub secret_key: String,
+    /// The signing secret of the server's `/webhooks/stripe` endpoint at the simulator
+    /// (`whsec_…`), to sign test events.
+    pub webhook_secret: String,
 }
 
 /// A seeded user, ready to sign in.
@@ -181,6 +184,7 @@ impl Example for SimulatorConfig {
             stripe: StripeDetails {
                 publishable_key: "pk_test_boxofficesimulator".into(),
                 secret_key: "sk_test_boxofficesimulator".into(),
+                webhook_secret: "whsec_boxofficesimulator".into(),
             },
             device_limit: 3,
             test_users: vec![TestUser {
