@@ -1795,6 +1795,12 @@ async fn the_control_confirmation_delivers_before_it_answers() {
         &["payment_intent.succeeded"],
     )
     .await;
+    let failing = receiver(503).await;
+    h.webhook_endpoint(
+        &format!("{}/hook", failing.uri()),
+        &["payment_intent.succeeded"],
+    )
+    .await;
     let created = h
         .post(
             "/v1/payment_intents",
@@ -1816,6 +1822,13 @@ async fn the_control_confirmation_delivers_before_it_answers() {
     assert_eq!(received.len(), 1);
     assert_eq!(received[0]["type"], "payment_intent.succeeded");
     assert_eq!(received[0]["data"]["object"]["id"], id.as_str());
+    // A failed first attempt does not hold the answer: the retry waits for its time.
+    assert_eq!(received_events(&failing).await.len(), 1);
+    let pending = h.control_get("/webhooks/deliveries?state=pending").await;
+    let pending = pending.ok()["deliveries"].as_array().unwrap().clone();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["attempts"][0]["status_code"], 503);
+    assert!(h.deliver().await.is_empty());
 }
 
 #[tokio::test]
