@@ -1641,11 +1641,10 @@ async fn a_failing_endpoint_is_retried_when_the_clock_reaches_the_backoff() {
 #[tokio::test]
 async fn deliveries_are_given_up_after_three_days() {
     let h = start().await;
-    // Nothing listens on a port just released.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/hook", closed.local_addr().unwrap());
-    drop(closed);
-    h.webhook_endpoint(&url, &["customer.created"]).await;
+    // Nothing can listen on port 0: every attempt fails to connect, whatever else the
+    // tests running alongside bind.
+    h.webhook_endpoint("http://127.0.0.1:0/hook", &["customer.created"])
+        .await;
     h.customer().await;
     let first_at = h.now();
 
@@ -1743,6 +1742,57 @@ async fn events_are_resent_on_request() {
 }
 
 #[tokio::test]
+async fn pending_webhooks_counts_the_endpoints_still_owed_the_event() {
+    let h = start().await;
+    let healthy = receiver(200).await;
+    let flaky = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&flaky)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&flaky)
+        .await;
+    h.webhook_endpoint(&format!("{}/hook", healthy.uri()), &["*"])
+        .await;
+    let (flaky_endpoint, _) = h
+        .webhook_endpoint(&format!("{}/hook", flaky.uri()), &["customer.created"])
+        .await;
+    h.customer().await;
+    let event = h.get("/v1/events").await;
+    let event = event.ok()["data"][0].clone();
+    assert_eq!(event["pending_webhooks"], 2);
+    let id = event["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(h.deliver().await.len(), 2);
+    let event = h.get(&format!("/v1/events/{id}")).await;
+    assert_eq!(
+        event.ok()["pending_webhooks"],
+        1,
+        "the flaky endpoint failed"
+    );
+
+    // Resent before its retry is due, the event reaches the flaky endpoint, which settles
+    // what it was owed.
+    h.control_post(&format!(
+        "/events/{id}/resend?webhook_endpoint={flaky_endpoint}"
+    ))
+    .await
+    .ok();
+    let attempts = h.deliver().await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["outcome"], "delivered");
+    let event = h.get(&format!("/v1/events/{id}")).await;
+    assert_eq!(event.ok()["pending_webhooks"], 0);
+    assert_eq!(
+        h.event_types("delivery_success=true").await,
+        ["customer.created"]
+    );
+}
+
+#[tokio::test]
 async fn disabled_and_deleted_endpoints_are_not_sent_to() {
     let h = start().await;
     let server = receiver(200).await;
@@ -1795,6 +1845,12 @@ async fn the_control_confirmation_delivers_before_it_answers() {
         &["payment_intent.succeeded"],
     )
     .await;
+    let failing = receiver(503).await;
+    h.webhook_endpoint(
+        &format!("{}/hook", failing.uri()),
+        &["payment_intent.succeeded"],
+    )
+    .await;
     let created = h
         .post(
             "/v1/payment_intents",
@@ -1816,6 +1872,13 @@ async fn the_control_confirmation_delivers_before_it_answers() {
     assert_eq!(received.len(), 1);
     assert_eq!(received[0]["type"], "payment_intent.succeeded");
     assert_eq!(received[0]["data"]["object"]["id"], id.as_str());
+    // A failed first attempt does not hold the answer: the retry waits for its time.
+    assert_eq!(received_events(&failing).await.len(), 1);
+    let pending = h.control_get("/webhooks/deliveries?state=pending").await;
+    let pending = pending.ok()["deliveries"].as_array().unwrap().clone();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["attempts"][0]["status_code"], 503);
+    assert!(h.deliver().await.is_empty());
 }
 
 #[tokio::test]
@@ -1855,4 +1918,447 @@ async fn the_delivery_loop_sends_without_being_asked() {
     delivery_loop.abort();
     assert!(delivery_loop.await.unwrap_err().is_cancelled());
     assert!(registered.secret.starts_with("whsec_"));
+}
+
+// ------------------------------------------------------------------ the hosted card form
+
+/// An answer from the card form: HTML or a redirect.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    html: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    #[track_caller]
+    fn redirect(&self) -> url::Url {
+        assert_eq!(self.status, 303, "{}", self.html);
+        url::Url::parse(self.location.as_deref().expect("Location")).expect("URL")
+    }
+}
+
+fn query_of(url: &url::Url) -> Vec<(String, String)> {
+    url.query_pairs()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+impl Harness {
+    async fn page(&self, request: reqwest::RequestBuilder) -> Page {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let location = headers
+            .get("location")
+            .map(|value| value.to_str().expect("ASCII").to_owned());
+        let html = response.text().await.expect("body");
+        Page {
+            status,
+            location,
+            html,
+            headers,
+        }
+    }
+
+    async fn form(&self, client_secret: &str, return_url: &str) -> Page {
+        let url = self.simulator.payment_form_url(client_secret, return_url);
+        assert!(url.starts_with(&format!("{}/elements/pay?", self.base)));
+        self.page(self.http.get(url)).await
+    }
+
+    async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.page(
+            self.http
+                .post(format!("{}/elements/{path}", self.base))
+                .form(fields),
+        )
+        .await
+    }
+
+    /// Submits the card form for an intent with a card number.
+    async fn pay(&self, client_secret: &str, number: &str, postal_code: &str) -> Page {
+        self.submit(
+            "pay",
+            &[
+                ("key", PUBLISHABLE),
+                ("client_secret", client_secret),
+                ("return_url", "https://shop.example.com/done?order=7"),
+                ("card_number", number),
+                ("card_expiry", "04 / 34"),
+                ("card_cvc", "424"),
+                ("postal_code", postal_code),
+            ],
+        )
+        .await
+    }
+
+    async fn three_d_secure(&self, client_secret: &str, outcome: &str) -> Page {
+        self.submit(
+            "three_d_secure",
+            &[
+                ("key", PUBLISHABLE),
+                ("client_secret", client_secret),
+                ("return_url", "https://shop.example.com/done?order=7"),
+                ("outcome", outcome),
+            ],
+        )
+        .await
+    }
+
+    /// A payment intent for a customer that saves the card: its id and client secret.
+    async fn intent_to_pay(&self, customer: &str) -> (String, String) {
+        let created = self
+            .post(
+                "/v1/payment_intents",
+                &[
+                    ("amount", "1999"),
+                    ("currency", "usd"),
+                    ("customer", customer),
+                    ("setup_future_usage", "off_session"),
+                ],
+            )
+            .await;
+        let created = created.ok();
+        (
+            created["id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_card_form_pays_and_redirects_with_stripes_query() {
+    let h = start().await;
+    let server = receiver(200).await;
+    h.webhook_endpoint(
+        &format!("{}/hook", server.uri()),
+        &["payment_intent.succeeded"],
+    )
+    .await;
+    let customer = h.customer().await;
+    let (id, secret) = h.intent_to_pay(&customer).await;
+
+    let form = h
+        .form(&secret, "https://shop.example.com/done?order=7")
+        .await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(form.headers.get("x-frame-options").is_none(), "embeddable");
+    assert!(
+        form.html
+            .contains(r#"<form method="post" action="pay" target="_top""#)
+    );
+    assert!(form.html.contains("Pay $19.99"));
+    assert!(form.html.contains("4242 4242 4242 4242"));
+    assert!(form.html.contains("4000 0027 6000 3184"));
+
+    let paid = h.pay(&secret, "4242 4242 4242 4242", "90210").await;
+    let back = paid.redirect();
+    assert_eq!(back.host_str(), Some("shop.example.com"));
+    assert_eq!(back.path(), "/done");
+    assert_eq!(
+        query_of(&back),
+        [
+            ("order".to_owned(), "7".to_owned()),
+            ("payment_intent".to_owned(), id.clone()),
+            ("payment_intent_client_secret".to_owned(), secret.clone()),
+            ("redirect_status".to_owned(), "succeeded".to_owned()),
+        ]
+    );
+    // The merchant's webhook was attempted before the browser was sent back.
+    let received = received_events(&server).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["data"]["object"]["id"], id.as_str());
+    assert!(
+        received[0]["request"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+
+    let intent = h.get(&format!("/v1/payment_intents/{id}")).await;
+    let intent = intent.ok();
+    assert_eq!(intent["status"], "succeeded");
+    let pm = intent["payment_method"].as_str().unwrap();
+    let method = h.get(&format!("/v1/payment_methods/{pm}")).await;
+    let method = method.ok();
+    assert_eq!(
+        method["customer"],
+        customer.as_str(),
+        "setup_future_usage saves it"
+    );
+    assert_eq!(method["billing_details"]["address"]["postal_code"], "90210");
+    assert_eq!(method["card"]["exp_year"], 2034);
+
+    let again = h.form(&secret, "https://shop.example.com/done").await;
+    assert_eq!(again.status, 400, "{}", again.html);
+}
+
+#[tokio::test]
+async fn the_card_form_shows_declines_and_escapes_what_it_echoes() {
+    let h = start().await;
+    let customer = h.customer().await;
+    let (id, secret) = h.intent_to_pay(&customer).await;
+    let declined = h
+        .pay(&secret, "4000000000009995", "<script>alert(1)</script>")
+        .await;
+    assert_eq!(declined.status, 402);
+    assert!(declined.html.contains("Your card has insufficient funds."));
+    assert!(
+        declined
+            .html
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(!declined.html.contains("<script>"));
+    assert!(declined.html.contains(r#"target="_top""#));
+    let intent = h.get(&format!("/v1/payment_intents/{id}")).await;
+    assert_eq!(
+        intent.ok()["last_payment_error"]["decline_code"],
+        "insufficient_funds"
+    );
+
+    let incomplete = h.pay(&secret, "4242", "1").await;
+    assert_eq!(incomplete.status, 402);
+    assert!(incomplete.html.contains("Your card number is incomplete."));
+    let invalid = h.pay(&secret, "4242424242424241", "1").await;
+    assert!(invalid.html.contains("Your card number is invalid."));
+    let past = h
+        .submit(
+            "pay",
+            &[
+                ("key", PUBLISHABLE),
+                ("client_secret", &secret),
+                ("return_url", "https://shop.example.com/done"),
+                ("card_number", "4242424242424242"),
+                ("card_expiry", "01/20"),
+                ("card_cvc", "123"),
+                ("postal_code", "1"),
+            ],
+        )
+        .await;
+    assert!(
+        past.html
+            .contains("Your card&#39;s expiration year is in the past.")
+    );
+
+    // A new card after a decline succeeds.
+    let paid = h.pay(&secret, "4242424242424242", "90210").await;
+    assert_eq!(query_of(&paid.redirect())[3].1, "succeeded");
+}
+
+#[tokio::test]
+async fn the_card_form_checks_the_key_the_client_secret_and_the_return_url() {
+    let h = start().await;
+    let customer = h.customer().await;
+    let (id, secret) = h.intent_to_pay(&customer).await;
+    let form = |query: String| {
+        let h = &h;
+        async move {
+            h.page(h.http.get(format!("{}/elements/pay?{query}", h.base)))
+                .await
+        }
+    };
+    let return_url = "return_url=https%3A%2F%2Fshop.example.com%2F";
+    let wrong_secret = form(format!(
+        "key={PUBLISHABLE}&client_secret={id}_secret_wrong&{return_url}"
+    ))
+    .await;
+    assert_eq!(wrong_secret.status, 400);
+    assert!(
+        wrong_secret
+            .html
+            .contains("does not match any associated PaymentIntent")
+    );
+    let wrong_key = form(format!(
+        "key=pk_test_someoneelse123456789&client_secret={secret}&{return_url}"
+    ))
+    .await;
+    assert_eq!(wrong_key.status, 401);
+    let secret_key = form(format!("key={SECRET}&client_secret={secret}&{return_url}")).await;
+    assert_eq!(secret_key.status, 401);
+    let no_key = form(format!("client_secret={secret}&{return_url}")).await;
+    assert_eq!(no_key.status, 401);
+    let unknown = form(format!(
+        "key={PUBLISHABLE}&client_secret=pi_%3Cb%3Ebold%3C%2Fb%3E_secret_x&{return_url}"
+    ))
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.html.contains("pi_&lt;b&gt;bold&lt;/b&gt;"));
+    assert!(!unknown.html.contains("<b>"));
+    let not_a_secret = form(format!(
+        "key={PUBLISHABLE}&client_secret=cus_123&{return_url}"
+    ))
+    .await;
+    assert_eq!(not_a_secret.status, 400);
+    for bad in [
+        "javascript%3Aalert(1)",
+        "%2Fdone",
+        "ftp%3A%2F%2Fexample.com%2F",
+        "",
+    ] {
+        let page = form(format!(
+            "key={PUBLISHABLE}&client_secret={secret}&return_url={bad}"
+        ))
+        .await;
+        assert_eq!(page.status, 400, "return_url={bad}");
+    }
+
+    // Posting the form is checked the same way, and charges nothing.
+    let forged = h
+        .submit(
+            "pay",
+            &[
+                ("key", PUBLISHABLE),
+                ("client_secret", &format!("{id}_secret_wrong")),
+                ("return_url", "https://shop.example.com/"),
+                ("card_number", "4242424242424242"),
+                ("card_expiry", "04/34"),
+                ("card_cvc", "424"),
+                ("postal_code", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 400);
+    let intent = h.get(&format!("/v1/payment_intents/{id}")).await;
+    assert_eq!(intent.ok()["status"], "requires_payment_method");
+}
+
+#[tokio::test]
+async fn the_card_form_runs_3d_secure_to_success_or_failure() {
+    let h = start().await;
+    let server = receiver(200).await;
+    h.webhook_endpoint(&format!("{}/hook", server.uri()), &["*"])
+        .await;
+    let customer = h.customer().await;
+    let (id, secret) = h.intent_to_pay(&customer).await;
+    let challenge = h.pay(&secret, "4000 0027 6000 3184", "10115").await;
+    assert_eq!(challenge.status, 200);
+    assert!(challenge.html.contains("3D Secure test page"));
+    assert_eq!(challenge.html.matches(r#"target="_top""#).count(), 2);
+    assert!(
+        challenge
+            .html
+            .contains(r#"name="outcome" value="complete""#)
+    );
+    assert!(challenge.html.contains(r#"name="outcome" value="fail""#));
+
+    let failed = h.three_d_secure(&secret, "fail").await;
+    let back = failed.redirect();
+    assert_eq!(
+        query_of(&back)[1],
+        ("payment_intent".to_owned(), id.clone())
+    );
+    assert_eq!(query_of(&back)[3].1, "failed");
+    let intent = h.get(&format!("/v1/payment_intents/{id}")).await;
+    let intent = intent.ok().clone();
+    assert_eq!(intent["status"], "requires_payment_method");
+    assert_eq!(
+        intent["last_payment_error"]["code"],
+        "payment_intent_authentication_failure"
+    );
+    let types = |received: &[Value]| -> Vec<String> {
+        received
+            .iter()
+            .map(|event| event["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Deliveries go out side by side, so they may arrive in any order.
+    let received = received_events(&server).await;
+    let received_by_failure = received.len();
+    assert!(types(&received).contains(&"payment_intent.payment_failed".to_owned()));
+    let nothing_to_finish = h.three_d_secure(&secret, "complete").await;
+    assert_eq!(nothing_to_finish.status, 400);
+
+    let challenge = h.pay(&secret, "4000002760003184", "10115").await;
+    assert!(challenge.html.contains("3D Secure test page"));
+    let unknown_outcome = h.three_d_secure(&secret, "maybe").await;
+    assert_eq!(unknown_outcome.status, 400, "an unknown outcome is refused");
+    let completed = h.three_d_secure(&secret, "complete").await;
+    assert_eq!(query_of(&completed.redirect())[3].1, "succeeded");
+    let received = received_events(&server).await;
+    assert!(
+        types(&received[received_by_failure..]).contains(&"payment_intent.succeeded".to_owned())
+    );
+    let intent = h.get(&format!("/v1/payment_intents/{id}")).await;
+    assert_eq!(intent.ok()["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn the_card_form_saves_a_card_for_a_setup_intent() {
+    let h = start().await;
+    let customer = h.customer().await;
+    let created = h
+        .post("/v1/setup_intents", &[("customer", &customer)])
+        .await;
+    let created = created.ok().clone();
+    let id = created["id"].as_str().unwrap();
+    let secret = created["client_secret"].as_str().unwrap();
+    let form = h.form(secret, "http://127.0.0.1:8080/account/cards").await;
+    assert!(form.html.contains("Save card"));
+    let saved = h.pay(secret, "5555 5555 5555 4444", "SW1A 1AA").await;
+    assert_eq!(
+        query_of(&saved.redirect())[1..],
+        [
+            ("setup_intent".to_owned(), id.to_owned()),
+            ("setup_intent_client_secret".to_owned(), secret.to_owned()),
+            ("redirect_status".to_owned(), "succeeded".to_owned()),
+        ]
+    );
+    let methods = h
+        .get(&format!("/v1/customers/{customer}/payment_methods"))
+        .await;
+    assert_eq!(methods.ok()["data"][0]["card"]["brand"], "mastercard");
+
+    let declining = h
+        .post("/v1/setup_intents", &[("customer", &customer)])
+        .await;
+    let declining = declining.ok()["client_secret"].as_str().unwrap().to_owned();
+    let declined = h.pay(&declining, "4000000000000002", "1").await;
+    assert_eq!(declined.status, 402);
+    assert!(declined.html.contains("Your card was declined."));
+}
+
+#[tokio::test]
+async fn malformed_form_posts_are_4xx_never_5xx() {
+    let h = start().await;
+    let customer = h.customer().await;
+    let (_, secret) = h.intent_to_pay(&customer).await;
+    let huge = "a".repeat(100_000);
+    for body in [
+        String::new(),
+        "%ff%fe=%00".to_owned(),
+        "key&client_secret&return_url".to_owned(),
+        format!(
+            "key={PUBLISHABLE}&client_secret={secret}&return_url=https://x.example/&card_number={huge}"
+        ),
+        format!(
+            "key={PUBLISHABLE}&client_secret={secret}&return_url=https://x.example/&card_number=%E2%82%AC%E2%82%AC&card_expiry=%00"
+        ),
+        format!(
+            "key={PUBLISHABLE}&client_secret={secret}&return_url=https://x.example/&card_number=4242424242424242&card_expiry=99/99&card_cvc=1&postal_code=1"
+        ),
+    ] {
+        for path in ["pay", "three_d_secure"] {
+            let page = h
+                .page(
+                    h.http
+                        .post(format!("{}/elements/{path}", h.base))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body.clone()),
+                )
+                .await;
+            assert!(
+                (400..500).contains(&page.status),
+                "{path} {}: {}",
+                page.status,
+                &body[..body.len().min(80)]
+            );
+        }
+    }
 }

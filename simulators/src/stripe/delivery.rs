@@ -9,7 +9,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
 use super::StripeSimulator;
-use super::webhooks::{AttemptResult, OutgoingDelivery, WebhookAttempt};
+use super::webhooks::{AttemptResult, Due, OutgoingDelivery, WebhookAttempt};
 
 /// How often, in real time, the delivery loop looks for deliveries that are due.
 pub const DELIVERY_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -117,7 +117,7 @@ impl StripeSimulator {
     /// call.
     pub async fn deliver_due(&self) -> WebhookDeliveryReport {
         let now = self.now();
-        let due = self.lock().account.claim_due_deliveries(now, None);
+        let due = self.lock().account.claim_due_deliveries(now, Due::All);
         WebhookDeliveryReport {
             attempts: self.start_sending(due).await.unwrap_or_default(),
         }
@@ -126,7 +126,8 @@ impl StripeSimulator {
     /// Runs [`StripeSimulator::deliver_due`] every [`DELIVERY_POLL_INTERVAL`] of real time
     /// until the task is aborted, each round in its own task so that a slow endpoint
     /// does not hold up the others. Aborting stops new rounds; attempts under way finish
-    /// and are recorded.
+    /// and are recorded. Call it within a Tokio runtime; the task keeps the simulator
+    /// alive until aborted.
     pub fn spawn_delivery_loop(&self) -> JoinHandle<()> {
         let simulator = self.clone();
         tokio::spawn(async move {
@@ -135,7 +136,7 @@ impl StripeSimulator {
             loop {
                 ticks.tick().await;
                 let now = simulator.now();
-                let due = simulator.lock().account.claim_due_deliveries(now, None);
+                let due = simulator.lock().account.claim_due_deliveries(now, Due::All);
                 if !due.is_empty() {
                     drop(simulator.start_sending(due));
                 }
@@ -145,12 +146,12 @@ impl StripeSimulator {
 
     /// Makes the first attempt of every delivery of these events (or waits for one being
     /// made elsewhere), so that whoever caused them can answer knowing the webhooks were
-    /// tried. The attempts made here.
-    pub(crate) async fn deliver_caused(&self, events: &[String]) -> Vec<WebhookAttempt> {
-        let mut attempts = Vec::new();
+    /// tried.
+    pub(crate) async fn deliver_caused(&self, events: &[String]) {
         if events.is_empty() {
-            return attempts;
+            return;
         }
+        let wanted = Due::FirstAttemptsOf(events);
         loop {
             let finished = self.inner.delivery_finished.notified();
             tokio::pin!(finished);
@@ -158,18 +159,19 @@ impl StripeSimulator {
             let (due, in_flight) = {
                 let now = self.now();
                 let mut shared = self.lock();
-                let due = shared.account.claim_due_deliveries(now, Some(events));
-                let in_flight = shared.account.deliveries_in_flight(events);
+                let due = shared.account.claim_due_deliveries(now, wanted);
+                let in_flight = shared.account.deliveries_in_flight(wanted);
                 (due, in_flight)
             };
             if !due.is_empty() {
-                attempts.extend(self.start_sending(due).await.unwrap_or_default());
+                // Recorded by the sending task whatever becomes of this wait.
+                let _ = self.start_sending(due).await;
             } else if !in_flight
                 || tokio::time::timeout(IN_FLIGHT_WAIT, finished)
                     .await
                     .is_err()
             {
-                return attempts;
+                return;
             }
         }
     }

@@ -408,7 +408,7 @@ fn unix(now: DateTime<Utc>) -> i64 {
     now.timestamp()
 }
 
-fn empty_billing_details() -> Value {
+pub(super) fn empty_billing_details() -> Value {
     json!({
         "address": {"city": null, "country": null, "line1": null, "line2": null,
                      "postal_code": null, "state": null},
@@ -1178,6 +1178,83 @@ impl Account {
         Ok(intent)
     }
 
+    /// The customer failed 3D Secure on an intent in `requires_action`: it goes back to
+    /// `requires_payment_method` with Stripe's authentication failure as its last error
+    /// (`payment_intent.payment_failed` or `setup_intent.setup_failed`).
+    pub fn fail_authentication(&mut self, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let not_waiting = |noun: &str, code: &str, status: IntentStatus| {
+            ApiError::unexpected_state(
+                code,
+                format!(
+                    "This {noun} has a status of {}. Only a {noun} with a status of \
+                     requires_action can fail authentication.",
+                    status.as_str()
+                ),
+            )
+        };
+        if id.starts_with("seti_") {
+            let intent = self.setup_intent(id)?;
+            if intent.status != IntentStatus::RequiresAction {
+                return Err(not_waiting(
+                    "SetupIntent",
+                    "setup_intent_unexpected_state",
+                    intent.status,
+                ));
+            }
+            let method = self.payment_method_json(intent.payment_method.as_deref());
+            let error = ApiError::invalid(
+                "The latest attempt to set up the payment method has failed authentication. \
+                 Please provide a new payment method.",
+            )
+            .with_code("setup_intent_authentication_failure")
+            .with_extra("payment_method", method);
+            let intent = self
+                .setup_intents
+                .get_mut(id)
+                .ok_or_else(|| ApiError::no_such("setupintent", id, "intent"))?;
+            intent.status = IntentStatus::RequiresPaymentMethod;
+            intent.payment_method = None;
+            intent.next_action = None;
+            intent.last_setup_error = Some(error.body()["error"].clone());
+            let intent = json!(intent);
+            self.record_event("setup_intent.setup_failed", intent.clone(), now);
+            Ok(intent)
+        } else {
+            let intent = self.payment_intent(id)?;
+            if intent.status != IntentStatus::RequiresAction {
+                return Err(not_waiting(
+                    "PaymentIntent",
+                    "payment_intent_unexpected_state",
+                    intent.status,
+                ));
+            }
+            let method = self.payment_method_json(intent.payment_method.as_deref());
+            let error = ApiError::invalid(
+                "The provided PaymentMethod has failed authentication. You can provide \
+                 payment_method_data or a new PaymentMethod to attempt to fulfill this \
+                 PaymentIntent again.",
+            )
+            .with_code("payment_intent_authentication_failure")
+            .with_extra("payment_method", method);
+            let intent = self
+                .payment_intents
+                .get_mut(id)
+                .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
+            intent.status = IntentStatus::RequiresPaymentMethod;
+            intent.payment_method = None;
+            intent.next_action = None;
+            intent.last_payment_error = Some(error.body()["error"].clone());
+            let intent = json!(intent);
+            self.record_event("payment_intent.payment_failed", intent.clone(), now);
+            Ok(intent)
+        }
+    }
+
+    fn payment_method_json(&self, id: Option<&str>) -> Value {
+        id.and_then(|id| self.payment_methods.get(id))
+            .map_or(Value::Null, |method| json!(method))
+    }
+
     fn attempt(
         &mut self,
         method: &PaymentMethod,
@@ -1662,7 +1739,7 @@ fn three_d_secure_action() -> Value {
 }
 
 /// `$10.00`, `€5.50`, or `10.00 nok`.
-fn money(amount: i64, currency: &str) -> String {
+pub(super) fn money(amount: i64, currency: &str) -> String {
     let major = format!("{}.{:02}", amount / 100, amount % 100);
     match currency {
         "usd" => format!("${major}"),

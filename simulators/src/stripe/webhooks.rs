@@ -226,6 +226,26 @@ fn new_delivery(
     }
 }
 
+/// Which due deliveries to hand out.
+#[derive(Debug, Clone, Copy)]
+pub enum Due<'a> {
+    All,
+    /// Only the first attempts of these events' deliveries: what whoever caused them waits
+    /// for.
+    FirstAttemptsOf(&'a [String]),
+}
+
+impl Due<'_> {
+    fn wants(self, delivery: &WebhookDelivery) -> bool {
+        match self {
+            Self::All => true,
+            Self::FirstAttemptsOf(events) => {
+                delivery.attempts.is_empty() && events.contains(&delivery.event)
+            }
+        }
+    }
+}
+
 /// A delivery handed out to be sent: where, what, and how it is signed.
 #[derive(Debug, Clone)]
 pub struct OutgoingDelivery {
@@ -450,19 +470,19 @@ impl Account {
         Ok(queued)
     }
 
-    /// Hands out the deliveries due at `now` (of the given events only, when named) to
-    /// enabled endpoints, marking them in flight.
+    /// Hands out the deliveries `wanted` that are due at `now` to enabled endpoints,
+    /// marking them in flight.
     pub fn claim_due_deliveries(
         &mut self,
         now: DateTime<Utc>,
-        only_events: Option<&[String]>,
+        wanted: Due<'_>,
     ) -> Vec<OutgoingDelivery> {
         let mut outgoing = Vec::new();
         for index in 0..self.webhooks.deliveries.len() {
             let delivery = &self.webhooks.deliveries[index];
             let due = delivery.state == WebhookDeliveryState::Pending
                 && delivery.next_attempt_at.is_some_and(|at| at <= now)
-                && only_events.is_none_or(|events| events.contains(&delivery.event));
+                && wanted.wants(delivery);
             if !due {
                 continue;
             }
@@ -501,10 +521,10 @@ impl Account {
         outgoing
     }
 
-    /// Whether any delivery of these events is being attempted.
-    pub fn deliveries_in_flight(&self, events: &[String]) -> bool {
+    /// Whether any delivery `wanted` is being attempted.
+    pub fn deliveries_in_flight(&self, wanted: Due<'_>) -> bool {
         self.webhooks.deliveries.iter().any(|delivery| {
-            delivery.state == WebhookDeliveryState::InFlight && events.contains(&delivery.event)
+            delivery.state == WebhookDeliveryState::InFlight && wanted.wants(delivery)
         })
     }
 
