@@ -186,6 +186,8 @@ fn simulator_config(
                 .map(|package| package.countries.clone())
                 .unwrap_or_default(),
             geo_denied_country: "US".into(),
+            discount_half_code: "50OFF".into(),
+            discount_full_code: "FREEMONTH".into(),
         },
     }
 }

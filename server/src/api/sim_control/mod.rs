@@ -139,6 +139,10 @@ pub struct Fixtures {
     pub geo_allowed_countries: Vec<String>,
     /// A country where it is not.
     pub geo_denied_country: String,
+    /// A multi-use code for 50 % off any web package.
+    pub discount_half_code: String,
+    /// A multi-use code for 100 % off the monthly package.
+    pub discount_full_code: String,
 }
 
 /// Everything a frontend developer or a test runner needs to use simulator mode.
@@ -201,6 +205,8 @@ impl Example for SimulatorConfig {
                 geo_restricted_package_id: "pkg-uk-ireland".into(),
                 geo_allowed_countries: vec!["GB".into(), "IE".into()],
                 geo_denied_country: "US".into(),
+                discount_half_code: "50OFF".into(),
+                discount_full_code: "FREEMONTH".into(),
             },
         }
     }
