@@ -465,20 +465,23 @@ fn stripe_simulator(
 }
 
 /// The Stripe simulator alone (for `boxoffice simulator stripe`), on the system clock: the
-/// API at the root of its port (`/v1/...`) and its controls under `/control/stripe`.
-pub fn standalone_stripe(addr: &str) -> Result<Route, SimError> {
+/// API at the root of its port (`/v1/...`) and its controls under `/control/stripe`, with
+/// the task that sends its webhooks (abort it to stop).
+pub fn standalone_stripe(addr: &str) -> Result<(Route, JoinHandle<()>), SimError> {
     let stripe = stripe_simulator(format!("http://{addr}"), Arc::new(chrono::Utc::now))?;
+    let deliveries = stripe.spawn_delivery_loop();
     let control = OpenApiService::new(
         stripe.control_api(),
         "Stripe simulator control",
         env!("CARGO_PKG_VERSION"),
     )
     .server(format!("http://{addr}"));
-    Ok(Route::new()
+    let routes = Route::new()
         .at("/control/openapi.json", control.spec_endpoint())
         .nest("/control/docs", control.swagger_ui())
         .nest_no_strip("/control/stripe", control)
-        .nest("/", stripe.endpoint()))
+        .nest("/", stripe.endpoint());
+    Ok((routes, deliveries))
 }
 
 /// The simulated Cognito user pool with the test users in it.
