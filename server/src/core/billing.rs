@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::subscriptions::add_period;
@@ -25,7 +26,10 @@ use crate::store::{BillingJob, JobChange, SubscriptionChange};
 
 /// How long a worker holds a claimed job before another may take it over.
 const LEASE: Duration = Duration::from_secs(120);
-const BATCH: i64 = 50;
+const BATCH: i64 = 64;
+/// Jobs of one batch settled at once: their provider calls overlap, their writes queue at
+/// the database.
+const CONCURRENCY: usize = 8;
 
 /// What one run of the billing clock did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,8 +64,14 @@ impl Core {
                 return Ok(report);
             }
             let mut progressed = false;
-            for job in jobs {
-                match self.settle_job(&job).await {
+            let mut settled = futures_util::stream::iter(jobs)
+                .map(|job| async move {
+                    let outcome = self.settle_job(&job).await;
+                    (job, outcome)
+                })
+                .buffer_unordered(CONCURRENCY);
+            while let Some((job, outcome)) = settled.next().await {
+                match outcome {
                     Ok(Outcome::Renewed) => {
                         report.renewed += 1;
                         progressed = true;
