@@ -15,7 +15,12 @@ struct Buyer {
     session: String,
 }
 
-async fn sign_up(client: &reqwest::Client, base: &str, config: &Value, index: u32) -> anyhow::Result<Buyer> {
+async fn sign_up(
+    client: &reqwest::Client,
+    base: &str,
+    config: &Value,
+    index: u32,
+) -> anyhow::Result<Buyer> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let email = format!("bench-{index}-{}@bench.example.com", &run[..8]);
     let password = format!("Bench-{}-Pw9", &run[..8]);
@@ -38,7 +43,11 @@ async fn sign_up(client: &reqwest::Client, base: &str, config: &Value, index: u3
         )
         .send()
         .await?;
-    ensure!(response.status().is_success(), "sign-up: {}", response.text().await?);
+    ensure!(
+        response.status().is_success(),
+        "sign-up: {}",
+        response.text().await?
+    );
     let session: Value = client
         .get(format!("{base}/cloudpay/api/v1/session/start"))
         .query(&[("emailaddress", &email), ("password", &password)])
@@ -53,7 +62,12 @@ async fn sign_up(client: &reqwest::Client, base: &str, config: &Value, index: u3
     Ok(Buyer { session })
 }
 
-async fn buy(client: &reqwest::Client, base: &str, buyer: &Buyer, package: &str) -> anyhow::Result<()> {
+async fn buy(
+    client: &reqwest::Client,
+    base: &str,
+    buyer: &Buyer,
+    package: &str,
+) -> anyhow::Result<()> {
     let basket: Value = client
         .post(format!("{base}/cloudpay/payment/stripe/checkout"))
         .query(&[("apisessionid", &buyer.session)])
@@ -62,13 +76,21 @@ async fn buy(client: &reqwest::Client, base: &str, buyer: &Buyer, package: &str)
         .await?
         .json()
         .await?;
-    let intent = basket["basketId"].as_str().context("checkout gave no basketId")?;
+    let intent = basket["basketId"]
+        .as_str()
+        .context("checkout gave no basketId")?;
     let response = client
-        .post(format!("{base}/sim/control/stripe/intents/{intent}/confirm"))
+        .post(format!(
+            "{base}/sim/control/stripe/intents/{intent}/confirm"
+        ))
         .json(&json!({ "payment_method": "pm_card_visa" }))
         .send()
         .await?;
-    ensure!(response.status().is_success(), "confirm: {}", response.text().await?);
+    ensure!(
+        response.status().is_success(),
+        "confirm: {}",
+        response.text().await?
+    );
     Ok(())
 }
 
@@ -112,7 +134,12 @@ pub async fn run(base: &str, subscribers: u32) -> anyhow::Result<()> {
         f64::from(subscribers) / buying.as_secs_f64()
     );
 
-    let clock: Value = client.get(format!("{base}/sim/clock")).send().await?.json().await?;
+    let clock: Value = client
+        .get(format!("{base}/sim/clock"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let bought_at = chrono::DateTime::parse_from_rfc3339(clock["now"].as_str().context("clock")?)?
         .with_timezone(&chrono::Utc);
     let started = Instant::now();

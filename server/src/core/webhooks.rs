@@ -53,6 +53,9 @@ impl Core {
             return Ok(WebhookOutcome::Replayed);
         }
         let outcome = match &event.object {
+            EventObject::PaymentIntent(intent) if self.renewal_recorded(intent).await? => {
+                WebhookOutcome::Applied
+            }
             EventObject::PaymentIntent(intent) => {
                 let intent = self.fresh_payment_intent(&intent.id).await?;
                 self.settle_payment_intent(&intent, Some(&event.id)).await?;
@@ -84,6 +87,29 @@ impl Core {
             .await
             .map_err(CoreError::from)?;
         Ok(outcome)
+    }
+
+    /// Whether the event's intent is a renewal the billing clock already recorded (the usual
+    /// case: the worker has Stripe's answer before the webhook arrives), so that Stripe
+    /// need not be asked again.
+    async fn renewal_recorded(
+        &self,
+        intent: &crate::providers::stripe::PaymentIntent,
+    ) -> Result<bool, CoreError> {
+        let metadata = &intent.metadata;
+        let (Some(subscription_id), Some(period)) = (
+            metadata.get(crate::providers::stripe::metadata::SUBSCRIPTION),
+            metadata
+                .get(crate::providers::stripe::metadata::PERIOD)
+                .and_then(|period| period.parse::<i64>().ok()),
+        ) else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .subscription(subscription_id)
+            .await?
+            .is_some_and(|subscription| subscription.current_period >= period))
     }
 
     async fn fresh_payment_intent(

@@ -250,7 +250,10 @@ async fn assemble(
         Arc::new(move || stripe_clock.now()),
     )?;
     let webhook_secret = stripe
-        .register_webhook_endpoint(&format!("{base_url}/webhooks/stripe"), &["*"])
+        .register_webhook_endpoint(
+            &format!("{base_url}/webhooks/stripe"),
+            &crate::providers::stripe::HANDLED_EVENTS,
+        )
         .map_err(|error| SimError::Stripe(error.to_string()))?
         .secret;
     let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;

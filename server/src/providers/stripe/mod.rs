@@ -3,6 +3,15 @@
 //! (`webhook.rs`).
 
 mod client;
+
+/// The Stripe events boxoffice acts on: what its webhook endpoint should subscribe to.
+pub const HANDLED_EVENTS: [&str; 5] = [
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "setup_intent.succeeded",
+    "charge.refunded",
+];
 pub use client::metadata;
 mod webhook;
 mod wire;
