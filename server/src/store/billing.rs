@@ -290,7 +290,7 @@ impl Store {
         price: Money,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO discount_redemptions (basket_id, discount_id, customer_id, \
              single_use_key, redeemed_at) VALUES ($1, $2, $3, $4, $5)",
@@ -329,7 +329,7 @@ impl Store {
         basket: &Basket,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM discount_redemptions WHERE basket_id = $1")
             .bind(&basket.id)
             .execute(&mut *tx)
@@ -367,7 +367,7 @@ impl Store {
         update: &BillingProfileUpdate<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         upsert_billing_profile(&mut tx, update, now).await?;
         tx.commit().await?;
         Ok(())
@@ -431,7 +431,7 @@ impl Store {
         first_job_due: Option<(i64, DateTime<Utc>)>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let closed = sqlx::query(
             "UPDATE baskets SET status = 'completed', subscription_id = $2, updated_at = $3 \
              WHERE id = $1 AND status = 'open'",
@@ -566,7 +566,7 @@ impl Store {
     /// Records an attempt or a refund; the same provider id twice is recorded once.
     /// Returns whether it was new.
     pub async fn record_transaction(&self, transaction: &Transaction) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let new = insert_transaction(&mut tx, transaction).await?;
         tx.commit().await?;
         Ok(new)
@@ -596,7 +596,7 @@ impl Store {
         jobs: &JobChange,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE subscriptions SET status = $4, current_period = $5, current_period_start = $6, \
              current_period_end = $7, access_until = $8, cancel_at_period_end = $9, \

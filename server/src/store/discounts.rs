@@ -60,7 +60,7 @@ impl Store {
                 Some(amount.currency.code().to_owned()),
             ),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO discounts (id, code, kind, value, currency, single_use, valid_from, \
              valid_until, active, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \

@@ -113,6 +113,19 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN
+    /// IMMEDIATE`, so concurrent writers queue on the busy timeout instead of failing with
+    /// `SQLITE_BUSY` when a read lock cannot be upgraded; PostgreSQL's row locks need nothing
+    /// of the kind.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
