@@ -4,6 +4,7 @@ mod bench;
 mod openapi;
 mod sdk;
 mod sdk_check;
+mod stripe_schemas;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -41,6 +42,24 @@ enum Task {
         seconds: u32,
         #[arg(long, default_value_t = 32)]
         connections: u32,
+    },
+    /// Extract from Stripe's published OpenAPI document the schemas the Stripe simulator's
+    /// fidelity test checks against (simulators/tests/fixtures/stripe-openapi-subset.json).
+    /// Where to get the spec: see xtask/src/stripe_schemas.rs.
+    StripeSchemas {
+        /// The spec: a downloaded spec3.json/spec3.yaml (with --commit), or
+        /// git:<git-dir>@<revision>:<path> to read it from a clone of stripe/openapi.
+        #[arg(long)]
+        spec: String,
+        /// The stripe/openapi commit a downloaded file came from (40 hex digits).
+        #[arg(long)]
+        commit: Option<String>,
+        /// The downloaded file's path in stripe/openapi [default: openapi/spec3.json].
+        #[arg(long)]
+        path: Option<String>,
+        /// Fail if the committed subset differs from what the spec gives, instead of writing.
+        #[arg(long)]
+        check: bool,
     },
     /// Drive the simulators with the providers' official client libraries.
     SdkCheck {
@@ -124,6 +143,12 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             connections,
         } => bench::run(seconds, connections).await,
+        Task::StripeSchemas {
+            spec,
+            commit,
+            path,
+            check,
+        } => stripe_schemas::run(&spec, commit.as_deref(), path.as_deref(), check),
         Task::SdkCheck { which } => sdk::run(&which).await,
     }
 }

@@ -1,0 +1,471 @@
+//! `cargo xtask stripe-schemas`: the part of Stripe's published OpenAPI document that the
+//! Stripe simulator's fidelity test (`simulators/tests/stripe_fidelity.rs`) checks against,
+//! written to [`OUTPUT`].
+//!
+//! # Where the spec comes from
+//!
+//! Stripe publishes its OpenAPI 3.0 document in <https://github.com/stripe/openapi>:
+//! `openapi/spec3.json` / `openapi/spec3.yaml` (v1 endpoints only) and, since 2026,
+//! `latest/openapi.spec3.json` (v1 and v2). Nothing in CI downloads it: the extracted subset
+//! is committed, and this command is only run by hand when the subset should follow a newer
+//! spec. Two ways to give it the spec:
+//!
+//! - a file you downloaded, JSON or YAML, with the commit it came from:
+//!   `curl -LO https://raw.githubusercontent.com/stripe/openapi/<commit>/openapi/spec3.json`
+//!   then `cargo xtask stripe-schemas --spec spec3.json --commit <commit>`
+//!   (add `--path latest/openapi.spec3.json` when that is the file you took);
+//! - a clone of the repository (a bare one works): `cargo xtask stripe-schemas --spec
+//!   git:/path/to/openapi.git@<commit-or-tag>:openapi/spec3.yaml`, which records the commit
+//!   the revision resolves to.
+//!
+//! `--check` compares instead of writing. The output is deterministic: the same spec gives
+//! the same bytes (keys sorted, two-space indentation, trailing newline).
+//!
+//! # What is kept
+//!
+//! - `components.schemas`: the objects in [`ROOTS`] and everything they `$ref`, transitively;
+//! - `operations`: for each operation in [`OPERATIONS`] (the ones the simulator serves), the
+//!   schema of its `200` answer, keyed `"GET /v1/customers"` (list answers are inline
+//!   schemas in the spec; the others are `$ref`s into `components.schemas`);
+//! - `info.version` (the API version the spec describes) and, under `x-stripeSubset`, the
+//!   source repository, commit and path.
+//!
+//! To keep the file small, `description` and the vendor keys (`x-…`) are dropped, and
+//! *expandable references* are cut: a field that is an id string or, when expanded, an
+//! object (an `anyOf` carrying `x-expansionResources`) keeps its `$ref` only when the object
+//! is one of [`ROOTS`]; an expansion into any other object is replaced by
+//! `{"type": "object", "x-stripeSubsetCut": [names]}` — "string or some object" — and that
+//! object's schema is not followed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value, json};
+
+use crate::workspace_root;
+
+/// Where the subset is written, relative to the workspace root.
+pub const OUTPUT: &str = "simulators/tests/fixtures/stripe-openapi-subset.json";
+
+/// The objects the simulator returns (and the error wrapper), by their schema names in
+/// `components.schemas`.
+pub const ROOTS: [&str; 11] = [
+    "charge",
+    "customer",
+    "deleted_customer",
+    "deleted_webhook_endpoint",
+    "error",
+    "event",
+    "payment_intent",
+    "payment_method",
+    "refund",
+    "setup_intent",
+    "webhook_endpoint",
+];
+
+/// The operations the simulator serves, as the spec writes their paths.
+pub const OPERATIONS: [(&str, &str); 34] = [
+    ("get", "/v1/customers"),
+    ("post", "/v1/customers"),
+    ("get", "/v1/customers/{customer}"),
+    ("post", "/v1/customers/{customer}"),
+    ("get", "/v1/customers/{customer}/payment_methods"),
+    ("get", "/v1/payment_methods"),
+    ("post", "/v1/payment_methods"),
+    ("get", "/v1/payment_methods/{payment_method}"),
+    ("post", "/v1/payment_methods/{payment_method}"),
+    ("post", "/v1/payment_methods/{payment_method}/attach"),
+    ("post", "/v1/payment_methods/{payment_method}/detach"),
+    ("get", "/v1/payment_intents"),
+    ("post", "/v1/payment_intents"),
+    ("get", "/v1/payment_intents/{intent}"),
+    ("post", "/v1/payment_intents/{intent}"),
+    ("post", "/v1/payment_intents/{intent}/confirm"),
+    ("post", "/v1/payment_intents/{intent}/cancel"),
+    ("get", "/v1/setup_intents"),
+    ("post", "/v1/setup_intents"),
+    ("get", "/v1/setup_intents/{intent}"),
+    ("post", "/v1/setup_intents/{intent}/confirm"),
+    ("post", "/v1/setup_intents/{intent}/cancel"),
+    ("get", "/v1/charges"),
+    ("get", "/v1/charges/{charge}"),
+    ("get", "/v1/refunds"),
+    ("post", "/v1/refunds"),
+    ("get", "/v1/refunds/{refund}"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/{id}"),
+    ("get", "/v1/webhook_endpoints"),
+    ("post", "/v1/webhook_endpoints"),
+    ("get", "/v1/webhook_endpoints/{webhook_endpoint}"),
+    ("post", "/v1/webhook_endpoints/{webhook_endpoint}"),
+    ("delete", "/v1/webhook_endpoints/{webhook_endpoint}"),
+];
+
+const REPOSITORY: &str = "https://github.com/stripe/openapi";
+const SCHEMA_PREFIX: &str = "#/components/schemas/";
+
+/// The published document and where it came from.
+struct Spec {
+    document: Value,
+    commit: String,
+    path: String,
+}
+
+pub fn run(
+    spec: &str,
+    commit: Option<&str>,
+    path: Option<&str>,
+    check: bool,
+) -> anyhow::Result<()> {
+    let spec = load(spec, commit, path)?;
+    let subset = extract(&spec)?;
+    let text = render(&subset);
+    let output = workspace_root().join(OUTPUT);
+    let schemas = subset["components"]["schemas"]
+        .as_object()
+        .map_or(0, Map::len);
+    if check {
+        let committed = std::fs::read_to_string(&output).unwrap_or_default();
+        if committed != text {
+            bail!("{OUTPUT} differs from what this spec gives; run without --check and commit it");
+        }
+        println!("{OUTPUT} matches the spec ({schemas} schemas)");
+    } else {
+        if let Some(directory) = output.parent() {
+            std::fs::create_dir_all(directory)?;
+        }
+        std::fs::write(&output, text)?;
+        println!(
+            "wrote {OUTPUT}: {schemas} schemas, {} operations, API version {}, from {} at {}",
+            OPERATIONS.len(),
+            subset["info"]["version"].as_str().unwrap_or("?"),
+            spec.path,
+            spec.commit,
+        );
+    }
+    Ok(())
+}
+
+/// Reads the spec from `git:<git-dir>@<revision>:<path>` or from a file.
+fn load(spec: &str, commit: Option<&str>, path: Option<&str>) -> anyhow::Result<Spec> {
+    if let Some(source) = spec.strip_prefix("git:") {
+        if commit.is_some() || path.is_some() {
+            bail!("--commit and --path are for a downloaded file; a git: source names its own");
+        }
+        let (git_dir, rest) = source
+            .rsplit_once('@')
+            .context("a git source is git:<git-dir>@<revision>:<path>")?;
+        let (revision, path) = rest
+            .split_once(':')
+            .context("a git source is git:<git-dir>@<revision>:<path>")?;
+        let commit = git(
+            git_dir,
+            &["rev-parse", "--verify", &format!("{revision}^{{commit}}")],
+        )?
+        .trim()
+        .to_owned();
+        let text = git(git_dir, &["show", &format!("{commit}:{path}")])?;
+        let document = parse(&text, path)?;
+        return Ok(Spec {
+            document,
+            commit,
+            path: path.to_owned(),
+        });
+    }
+    let commit = commit.context(
+        "--commit <sha> is required with a downloaded file: the subset records where it came from",
+    )?;
+    if commit.len() != 40 || !commit.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        bail!("--commit must be a full 40-digit commit of {REPOSITORY}, not {commit:?}");
+    }
+    let file = PathBuf::from(spec);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the spec at {}", file.display()))?;
+    let document = parse(&text, spec)?;
+    Ok(Spec {
+        document,
+        commit: commit.to_ascii_lowercase(),
+        path: path.unwrap_or("openapi/spec3.json").to_owned(),
+    })
+}
+
+fn git(git_dir: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(resolve_git_dir(Path::new(git_dir)))
+        .args(args)
+        .output()
+        .context("cannot run git")?;
+    if !output.status.success() {
+        bail!(
+            "git {} in {git_dir} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    String::from_utf8(output.stdout).context("git printed something that is not UTF-8")
+}
+
+/// A work tree's `.git`, or the directory itself when it is a bare repository.
+fn resolve_git_dir(directory: &Path) -> PathBuf {
+    let dot_git = directory.join(".git");
+    if dot_git.exists() {
+        dot_git
+    } else {
+        directory.to_path_buf()
+    }
+}
+
+/// JSON or YAML (Stripe publishes both, from one source), told apart by the first character.
+fn parse(text: &str, name: &str) -> anyhow::Result<Value> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).with_context(|| format!("{name} is not valid JSON"))
+    } else {
+        serde_norway::from_str(text).with_context(|| format!("{name} is not valid YAML"))
+    }
+}
+
+fn extract(spec: &Spec) -> anyhow::Result<Value> {
+    let document = &spec.document;
+    let version = document["info"]["version"]
+        .as_str()
+        .context("the spec has no info.version")?;
+    let all = document["components"]["schemas"]
+        .as_object()
+        .context("the spec has no components.schemas")?;
+    let roots: BTreeSet<&str> = ROOTS.into_iter().collect();
+    for root in &roots {
+        if !all.contains_key(*root) {
+            bail!("the spec has no schema named {root}");
+        }
+    }
+
+    let mut operations = Map::new();
+    let mut missing = Vec::new();
+    for (method, path) in OPERATIONS {
+        let schema = &document["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        if schema.is_null() {
+            missing.push(format!("{} {path}", method.to_uppercase()));
+            continue;
+        }
+        operations.insert(
+            format!("{} {path}", method.to_uppercase()),
+            trim(schema, &roots),
+        );
+    }
+    if !missing.is_empty() {
+        bail!("the spec lacks these operations: {}", missing.join(", "));
+    }
+
+    // The closure of the roots and the operations' answers under (cut) references.
+    let mut kept: BTreeMap<String, Value> = BTreeMap::new();
+    let mut pending: Vec<String> = roots.iter().map(|name| (*name).to_owned()).collect();
+    for schema in operations.values() {
+        references(schema, &mut pending);
+    }
+    while let Some(name) = pending.pop() {
+        if kept.contains_key(&name) {
+            continue;
+        }
+        let schema = all
+            .get(&name)
+            .with_context(|| format!("a $ref names {name}, which the spec does not define"))?;
+        let trimmed = trim(schema, &roots);
+        references(&trimmed, &mut pending);
+        kept.insert(name, trimmed);
+    }
+
+    Ok(json!({
+        "openapi": document["openapi"].clone(),
+        "info": { "version": version },
+        "x-stripeSubset": {
+            "generated_by": "cargo xtask stripe-schemas (xtask/src/stripe_schemas.rs); do not edit by hand",
+            "source": {
+                "repository": REPOSITORY,
+                "commit": spec.commit,
+                "path": spec.path,
+            },
+            "roots": ROOTS,
+            "trimmed": "description and x-* keys dropped; an expandable field (anyOf id string | object, \
+                        x-expansionResources) keeps its $ref only when the object is a root, otherwise the \
+                        object is {\"type\": \"object\", \"x-stripeSubsetCut\": [schema names]} and not followed",
+        },
+        "operations": operations,
+        "components": { "schemas": kept.into_iter().collect::<Map<_, _>>() },
+    }))
+}
+
+/// A schema without descriptions and vendor keys, its expandable references cut.
+fn trim(schema: &Value, roots: &BTreeSet<&str>) -> Value {
+    match schema {
+        Value::Object(object) => {
+            let expandable = object.contains_key("x-expansionResources");
+            let mut out = Map::new();
+            for (key, value) in object {
+                if key == "description" || key.starts_with("x-") {
+                    continue;
+                }
+                if expandable && key == "anyOf" {
+                    out.insert(key.clone(), cut_expansions(value, roots));
+                } else {
+                    out.insert(key.clone(), trim(value, roots));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|item| trim(item, roots)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The alternatives of an expandable field: references to roots stay; the others become one
+/// free-form object naming what was cut.
+fn cut_expansions(alternatives: &Value, roots: &BTreeSet<&str>) -> Value {
+    let Some(alternatives) = alternatives.as_array() else {
+        return trim(alternatives, roots);
+    };
+    let mut kept = Vec::new();
+    let mut cut = Vec::new();
+    for alternative in alternatives {
+        match alternative["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix(SCHEMA_PREFIX))
+        {
+            Some(name) if !roots.contains(name) => cut.push(name.to_owned()),
+            _ => kept.push(trim(alternative, roots)),
+        }
+    }
+    if !cut.is_empty() {
+        cut.sort();
+        kept.push(json!({ "type": "object", "x-stripeSubsetCut": cut }));
+    }
+    Value::Array(kept)
+}
+
+/// Adds the schema names `schema` references to `out`.
+fn references(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(name) = object
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(SCHEMA_PREFIX))
+            {
+                out.push(name.to_owned());
+            }
+            for (key, value) in object {
+                if !key.starts_with("x-") {
+                    references(value, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, out)),
+        _ => {}
+    }
+}
+
+/// Pretty JSON with every object's keys sorted, whatever order the parser kept.
+fn render(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(object) => {
+                let ordered: BTreeMap<&String, Value> = object
+                    .iter()
+                    .map(|(key, value)| (key, sorted(value)))
+                    .collect();
+                let mut out = Map::new();
+                for (key, value) in ordered {
+                    out.insert(key.clone(), value);
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&sorted(value)).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots() -> BTreeSet<&'static str> {
+        ROOTS.into_iter().collect()
+    }
+
+    #[test]
+    fn expansions_into_roots_stay_and_others_are_cut() {
+        let field = json!({
+            "anyOf": [
+                {"maxLength": 5000, "type": "string"},
+                {"$ref": "#/components/schemas/customer"},
+                {"$ref": "#/components/schemas/deleted_customer"},
+                {"$ref": "#/components/schemas/balance_transaction"},
+                {"$ref": "#/components/schemas/account"}
+            ],
+            "description": "The customer.",
+            "nullable": true,
+            "x-expansionResources": {"oneOf": [{"$ref": "#/components/schemas/customer"}]}
+        });
+        assert_eq!(
+            trim(&field, &roots()),
+            json!({
+                "anyOf": [
+                    {"maxLength": 5000, "type": "string"},
+                    {"$ref": "#/components/schemas/customer"},
+                    {"$ref": "#/components/schemas/deleted_customer"},
+                    {"type": "object", "x-stripeSubsetCut": ["account", "balance_transaction"]}
+                ],
+                "nullable": true
+            })
+        );
+    }
+
+    #[test]
+    fn plain_references_are_followed_and_output_is_sorted() {
+        let mut document = json!({
+            "openapi": "3.0.0",
+            "info": {"version": "2099-01-01"},
+            "paths": {},
+            "components": {"schemas": {
+                "unused": {"type": "object"},
+                "address": {"type": "object", "properties": {"city": {"type": "string", "nullable": true}}}
+            }}
+        });
+        for root in ROOTS {
+            document["components"]["schemas"][root] = json!({"type": "object", "properties": {"address": {"$ref": "#/components/schemas/address"}}});
+        }
+        for (method, path) in OPERATIONS {
+            document["paths"][path][method] = json!({"responses": {"200": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/customer"}}}}}});
+        }
+        let spec = Spec {
+            document,
+            commit: "0".repeat(40),
+            path: "openapi/spec3.json".into(),
+        };
+        let subset = extract(&spec).expect("extracts");
+        let schemas = subset["components"]["schemas"].as_object().unwrap();
+        assert!(schemas.contains_key("address"));
+        assert!(!schemas.contains_key("unused"));
+        let text = render(&subset);
+        assert_eq!(text, render(&extract(&spec).unwrap()));
+        assert!(text.find("\"components\"").unwrap() < text.find("\"info\"").unwrap());
+    }
+
+    #[test]
+    fn yaml_and_json_read_the_same() {
+        let json_text = r#"{"a": ["on", "yes", 200, null], "b": {"200": {"x": true}}}"#;
+        let yaml_text = "a:\n  - 'on'\n  - 'yes'\n  - 200\n  - null\nb:\n  '200':\n    x: true\n";
+        assert_eq!(
+            parse(json_text, "j").unwrap(),
+            parse(yaml_text, "y").unwrap()
+        );
+    }
+}
