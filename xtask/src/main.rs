@@ -51,13 +51,23 @@ enum Task {
         /// git:<git-dir>@<revision>:<path> to read it from a clone of stripe/openapi.
         #[arg(long)]
         spec: String,
-        /// The stripe/openapi commit a downloaded file came from (40 hex digits).
+        /// The stripe/openapi commit a downloaded spec came from (40 hex digits).
         #[arg(long)]
         commit: Option<String>,
-        /// The downloaded file's path in stripe/openapi [default: openapi/spec3.json].
+        /// The downloaded spec's path in stripe/openapi [default: openapi/spec3.json].
         #[arg(long)]
         path: Option<String>,
-        /// Fail if the committed subset differs from what the spec gives, instead of writing.
+        /// Stripe's fixtures3.json, in the same two forms, to note the fields Stripe's objects
+        /// have beyond the spec (when the fixtures are newer).
+        #[arg(long)]
+        fixtures: Option<String>,
+        /// The stripe/openapi commit downloaded fixtures came from.
+        #[arg(long)]
+        fixtures_commit: Option<String>,
+        /// The downloaded fixtures' path [default: openapi/fixtures3.json].
+        #[arg(long)]
+        fixtures_path: Option<String>,
+        /// Fail if the committed subset differs from what the inputs give, instead of writing.
         #[arg(long)]
         check: bool,
     },
@@ -147,8 +157,25 @@ async fn main() -> anyhow::Result<()> {
             spec,
             commit,
             path,
+            fixtures,
+            fixtures_commit,
+            fixtures_path,
             check,
-        } => stripe_schemas::run(&spec, commit.as_deref(), path.as_deref(), check),
+        } => stripe_schemas::run(
+            stripe_schemas::Input {
+                source: &spec,
+                commit: commit.as_deref(),
+                path: path.as_deref(),
+                default_path: "openapi/spec3.json",
+            },
+            fixtures.as_deref().map(|source| stripe_schemas::Input {
+                source,
+                commit: fixtures_commit.as_deref(),
+                path: fixtures_path.as_deref(),
+                default_path: "openapi/fixtures3.json",
+            }),
+            check,
+        ),
         Task::SdkCheck { which } => sdk::run(&which).await,
     }
 }

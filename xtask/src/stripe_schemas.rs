@@ -18,6 +18,11 @@
 //!   git:/path/to/openapi.git@<commit-or-tag>:openapi/spec3.yaml`, which records the commit
 //!   the revision resolves to.
 //!
+//! Optionally (`--fixtures`, same two forms, `--fixtures-commit`), Stripe's fixtures
+//! (`openapi/fixtures3.json`: one sample of every object, generated with the spec, with
+//! every field Stripe always sends), typically from a newer commit than the spec: see
+//! `x-stripeFixtures` below.
+//!
 //! `--check` compares instead of writing. The output is deterministic: the same spec gives
 //! the same bytes (keys sorted, two-space indentation, trailing newline).
 //!
@@ -28,7 +33,13 @@
 //!   schema of its `200` answer, keyed `"GET /v1/customers"` (list answers are inline
 //!   schemas in the spec; the others are `$ref`s into `components.schemas`);
 //! - `info.version` (the API version the spec describes) and, under `x-stripeSubset`, the
-//!   source repository, commit and path.
+//!   source repository, commit and path;
+//! - with fixtures, `x-stripeFixtures`: their source; `always_present`, for each root, the
+//!   fields of Stripe's sample; `newer_properties`, by schema location (`charge`, or
+//!   `charge#/properties/refunds` inside one), the fields Stripe's samples have and the
+//!   schemas do not declare — fields added to the API after the spec's version when the
+//!   fixtures are newer — each with the JSON type of the sample's value, or `null` when the
+//!   sample is `null` (a sample is not a schema: nullability and inner fields are unknown).
 //!
 //! To keep the file small, `description` and the vendor keys (`x-…`) are dropped, and
 //! *expandable references* are cut: a field that is an id string or, when expanded, an
@@ -106,21 +117,35 @@ pub const OPERATIONS: [(&str, &str); 34] = [
 const REPOSITORY: &str = "https://github.com/stripe/openapi";
 const SCHEMA_PREFIX: &str = "#/components/schemas/";
 
-/// The published document and where it came from.
-struct Spec {
+/// A published document and where it came from.
+struct Source {
     document: Value,
     commit: String,
     path: String,
 }
 
-pub fn run(
-    spec: &str,
-    commit: Option<&str>,
-    path: Option<&str>,
-    check: bool,
-) -> anyhow::Result<()> {
-    let spec = load(spec, commit, path)?;
-    let subset = extract(&spec)?;
+impl Source {
+    fn describe(&self) -> Value {
+        json!({ "repository": REPOSITORY, "commit": self.commit, "path": self.path })
+    }
+}
+
+/// Where to read one document: `git:<git-dir>@<revision>:<path>`, or a downloaded file with
+/// the commit (and path) it came from.
+pub struct Input<'a> {
+    pub source: &'a str,
+    pub commit: Option<&'a str>,
+    pub path: Option<&'a str>,
+    /// The path a downloaded file usually has in stripe/openapi.
+    pub default_path: &'a str,
+}
+
+pub fn run(spec: Input<'_>, fixtures: Option<Input<'_>>, check: bool) -> anyhow::Result<()> {
+    let spec = load(&spec).context("reading the spec")?;
+    let fixtures = fixtures
+        .map(|input| load(&input).context("reading the fixtures"))
+        .transpose()?;
+    let subset = extract(&spec, fixtures.as_ref())?;
     let text = render(&subset);
     let output = workspace_root().join(OUTPUT);
     let schemas = subset["components"]["schemas"]
@@ -129,30 +154,35 @@ pub fn run(
     if check {
         let committed = std::fs::read_to_string(&output).unwrap_or_default();
         if committed != text {
-            bail!("{OUTPUT} differs from what this spec gives; run without --check and commit it");
+            bail!(
+                "{OUTPUT} differs from what these inputs give; run without --check and commit it"
+            );
         }
-        println!("{OUTPUT} matches the spec ({schemas} schemas)");
+        println!("{OUTPUT} matches ({schemas} schemas)");
     } else {
         if let Some(directory) = output.parent() {
             std::fs::create_dir_all(directory)?;
         }
         std::fs::write(&output, text)?;
         println!(
-            "wrote {OUTPUT}: {schemas} schemas, {} operations, API version {}, from {} at {}",
+            "wrote {OUTPUT}: {schemas} schemas, {} operations, API version {}, from {} at {}{}",
             OPERATIONS.len(),
             subset["info"]["version"].as_str().unwrap_or("?"),
             spec.path,
             spec.commit,
+            fixtures.as_ref().map_or(String::new(), |fixtures| format!(
+                "; fixtures {} at {}",
+                fixtures.path, fixtures.commit
+            )),
         );
     }
     Ok(())
 }
 
-/// Reads the spec from `git:<git-dir>@<revision>:<path>` or from a file.
-fn load(spec: &str, commit: Option<&str>, path: Option<&str>) -> anyhow::Result<Spec> {
-    if let Some(source) = spec.strip_prefix("git:") {
-        if commit.is_some() || path.is_some() {
-            bail!("--commit and --path are for a downloaded file; a git: source names its own");
+fn load(input: &Input<'_>) -> anyhow::Result<Source> {
+    if let Some(source) = input.source.strip_prefix("git:") {
+        if input.commit.is_some() || input.path.is_some() {
+            bail!("a commit and a path are for a downloaded file; a git: source names its own");
         }
         let (git_dir, rest) = source
             .rsplit_once('@')
@@ -168,26 +198,26 @@ fn load(spec: &str, commit: Option<&str>, path: Option<&str>) -> anyhow::Result<
         .to_owned();
         let text = git(git_dir, &["show", &format!("{commit}:{path}")])?;
         let document = parse(&text, path)?;
-        return Ok(Spec {
+        return Ok(Source {
             document,
             commit,
             path: path.to_owned(),
         });
     }
-    let commit = commit.context(
-        "--commit <sha> is required with a downloaded file: the subset records where it came from",
+    let commit = input.commit.context(
+        "the commit of stripe/openapi a downloaded file came from is required: the subset records it",
     )?;
     if commit.len() != 40 || !commit.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        bail!("--commit must be a full 40-digit commit of {REPOSITORY}, not {commit:?}");
+        bail!("the commit must be a full 40-digit commit of {REPOSITORY}, not {commit:?}");
     }
-    let file = PathBuf::from(spec);
+    let file = PathBuf::from(input.source);
     let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read the spec at {}", file.display()))?;
-    let document = parse(&text, spec)?;
-    Ok(Spec {
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let document = parse(&text, input.source)?;
+    Ok(Source {
         document,
         commit: commit.to_ascii_lowercase(),
-        path: path.unwrap_or("openapi/spec3.json").to_owned(),
+        path: input.path.unwrap_or(input.default_path).to_owned(),
     })
 }
 
@@ -227,7 +257,7 @@ fn parse(text: &str, name: &str) -> anyhow::Result<Value> {
     }
 }
 
-fn extract(spec: &Spec) -> anyhow::Result<Value> {
+fn extract(spec: &Source, fixtures: Option<&Source>) -> anyhow::Result<Value> {
     let document = &spec.document;
     let version = document["info"]["version"]
         .as_str()
@@ -278,47 +308,62 @@ fn extract(spec: &Spec) -> anyhow::Result<Value> {
         kept.insert(name, trimmed);
     }
 
-    Ok(json!({
+    let schemas: Map<String, Value> = kept.into_iter().collect();
+    let mut subset = json!({
         "openapi": document["openapi"].clone(),
         "info": { "version": version },
         "x-stripeSubset": {
             "generated_by": "cargo xtask stripe-schemas (xtask/src/stripe_schemas.rs); do not edit by hand",
-            "source": {
-                "repository": REPOSITORY,
-                "commit": spec.commit,
-                "path": spec.path,
-            },
+            "source": spec.describe(),
             "roots": ROOTS,
             "trimmed": "description and x-* keys dropped; an expandable field (anyOf id string | object, \
                         x-expansionResources) keeps its $ref only when the object is a root, otherwise the \
                         object is {\"type\": \"object\", \"x-stripeSubsetCut\": [schema names]} and not followed",
         },
         "operations": operations,
-        "components": { "schemas": kept.into_iter().collect::<Map<_, _>>() },
-    }))
+    });
+    if let Some(fixtures) = fixtures {
+        subset["x-stripeFixtures"] = fixture_overlay(&schemas, fixtures)?;
+    }
+    subset["components"] = json!({ "schemas": schemas });
+    Ok(subset)
 }
 
-/// A schema without descriptions and vendor keys, its expandable references cut.
+/// A schema without descriptions and vendor keys, its expandable references cut. Keywords
+/// are told apart from property names: a property called `description` stays.
 fn trim(schema: &Value, roots: &BTreeSet<&str>) -> Value {
-    match schema {
-        Value::Object(object) => {
-            let expandable = object.contains_key("x-expansionResources");
-            let mut out = Map::new();
-            for (key, value) in object {
-                if key == "description" || key.starts_with("x-") {
-                    continue;
-                }
-                if expandable && key == "anyOf" {
-                    out.insert(key.clone(), cut_expansions(value, roots));
-                } else {
-                    out.insert(key.clone(), trim(value, roots));
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(|item| trim(item, roots)).collect()),
-        other => other.clone(),
+    let Some(object) = schema.as_object() else {
+        return schema.clone();
+    };
+    let expandable = object.contains_key("x-expansionResources");
+    let mut out = Map::new();
+    for (key, value) in object {
+        let trimmed = match key.as_str() {
+            "description" => continue,
+            vendor if vendor.starts_with("x-") => continue,
+            "properties" => Value::Object(
+                value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, property)| (name.clone(), trim(property, roots)))
+                    .collect(),
+            ),
+            "items" | "additionalProperties" | "not" => trim(value, roots),
+            "anyOf" if expandable => cut_expansions(value, roots),
+            "anyOf" | "oneOf" | "allOf" => Value::Array(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|alternative| trim(alternative, roots))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), trimmed);
     }
+    Value::Object(out)
 }
 
 /// The alternatives of an expandable field: references to roots stay; the others become one
@@ -345,26 +390,167 @@ fn cut_expansions(alternatives: &Value, roots: &BTreeSet<&str>) -> Value {
     Value::Array(kept)
 }
 
-/// Adds the schema names `schema` references to `out`.
+/// Adds the schema names a trimmed schema references to `out`.
 fn references(schema: &Value, out: &mut Vec<String>) {
-    match schema {
-        Value::Object(object) => {
-            if let Some(name) = object
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix(SCHEMA_PREFIX))
-            {
-                out.push(name.to_owned());
+    let Some(object) = schema.as_object() else {
+        return;
+    };
+    for (key, value) in object {
+        match key.as_str() {
+            "$ref" => {
+                if let Some(name) = value.as_str().and_then(|r| r.strip_prefix(SCHEMA_PREFIX)) {
+                    out.push(name.to_owned());
+                }
             }
-            for (key, value) in object {
-                if !key.starts_with("x-") {
-                    references(value, out);
+            "properties" => value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .for_each(|(_, property)| references(property, out)),
+            "items" | "additionalProperties" | "not" => references(value, out),
+            "anyOf" | "oneOf" | "allOf" => value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .for_each(|alternative| references(alternative, out)),
+            _ => {}
+        }
+    }
+}
+
+/// What Stripe's fixtures (`openapi/fixtures3.json`: one sample of each object, with every
+/// field Stripe always sends, from the same generator as the spec) show beyond the schemas:
+/// `newer_properties`, per schema location, the fields the sample has and the schema does
+/// not declare (fields added to the API after the spec's version, when the fixtures are
+/// newer), each with the JSON type of the sample's value (`null` when that is `null`);
+/// `always_present`, per root object, the sample's fields.
+fn fixture_overlay(schemas: &Map<String, Value>, fixtures: &Source) -> anyhow::Result<Value> {
+    let resources = fixtures.document["resources"]
+        .as_object()
+        .context("the fixtures have no resources")?;
+    let mut newer = Newer::new();
+    let mut always_present = Map::new();
+    for root in ROOTS {
+        let Some(sample) = resources.get(root) else {
+            continue;
+        };
+        let keys: BTreeSet<&String> = sample
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, _)| key)
+            .collect();
+        always_present.insert(root.to_owned(), json!(keys));
+        let reference = json!({ "$ref": format!("{SCHEMA_PREFIX}{root}") });
+        compare(schemas, "", &reference, sample, &mut newer, 0);
+    }
+    Ok(json!({
+        "source": fixtures.describe(),
+        "newer_properties": newer,
+        "always_present": always_present,
+    }))
+}
+
+/// Schema location → field → the JSON type of Stripe's sample value (`null` when the
+/// sample is `null`, which says nothing of the type).
+type Newer = BTreeMap<String, BTreeMap<String, Value>>;
+
+fn json_type(value: &Value) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::Bool(_) => json!("boolean"),
+        Value::Number(number) if number.is_i64() || number.is_u64() => json!("integer"),
+        Value::Number(_) => json!("number"),
+        Value::String(_) => json!("string"),
+        Value::Array(_) => json!("array"),
+        Value::Object(_) => json!("object"),
+    }
+}
+
+/// Walks a fixture value alongside the schema at `location` (`name#/pointer`, or `""` for
+/// a schema that is only a `$ref`).
+fn compare(
+    schemas: &Map<String, Value>,
+    location: &str,
+    schema: &Value,
+    sample: &Value,
+    newer: &mut Newer,
+    depth: usize,
+) {
+    if depth > 32 {
+        return;
+    }
+    let Some((location, schema)) = object_schema(schemas, location, schema) else {
+        return;
+    };
+    match sample {
+        Value::Object(fields) => {
+            let Some(properties) = schema["properties"].as_object() else {
+                return;
+            };
+            for (key, value) in fields {
+                match properties.get(key) {
+                    None => {
+                        let seen = newer
+                            .entry(location.trim_end_matches('#').to_owned())
+                            .or_default()
+                            .entry(key.clone())
+                            .or_insert(Value::Null);
+                        if seen.is_null() {
+                            *seen = json_type(value);
+                        }
+                    }
+                    Some(property) => {
+                        let inner = format!("{location}/properties/{}", escape(key));
+                        compare(schemas, &inner, property, value, newer, depth + 1);
+                    }
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|item| references(item, out)),
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                let inner = format!("{location}/items");
+                for item in items {
+                    compare(schemas, &inner, item_schema, item, newer, depth + 1);
+                }
+            }
+        }
         _ => {}
     }
+}
+
+/// The one schema `schema` stands for where a value is an object or an array: through a
+/// `$ref`, or the single such alternative of an `anyOf` (an id string or an object; an
+/// object or `null`). `None` when there is none, or several (a polymorphic field).
+fn object_schema<'a>(
+    schemas: &'a Map<String, Value>,
+    location: &str,
+    schema: &'a Value,
+) -> Option<(String, &'a Value)> {
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix(SCHEMA_PREFIX))
+    {
+        let target = schemas.get(name)?;
+        return object_schema(schemas, &format!("{name}#"), target);
+    }
+    if schema.get("properties").is_some() || schema.get("items").is_some() {
+        return Some((location.to_owned(), schema));
+    }
+    let alternatives = schema["anyOf"].as_array()?;
+    let mut found = alternatives
+        .iter()
+        .enumerate()
+        .filter_map(|(index, alternative)| {
+            object_schema(schemas, &format!("{location}/anyOf/{index}"), alternative)
+        });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+/// A JSON pointer segment.
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
 }
 
 /// Pretty JSON with every object's keys sorted, whatever order the parser kept.
@@ -445,18 +631,66 @@ mod tests {
             document["paths"][path][method] = json!({"responses": {"200": {"content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/customer"}}}}}});
         }
-        let spec = Spec {
+        let spec = Source {
             document,
             commit: "0".repeat(40),
             path: "openapi/spec3.json".into(),
         };
-        let subset = extract(&spec).expect("extracts");
+        let subset = extract(&spec, None).expect("extracts");
         let schemas = subset["components"]["schemas"].as_object().unwrap();
         assert!(schemas.contains_key("address"));
         assert!(!schemas.contains_key("unused"));
         let text = render(&subset);
-        assert_eq!(text, render(&extract(&spec).unwrap()));
+        assert_eq!(text, render(&extract(&spec, None).unwrap()));
         assert!(text.find("\"components\"").unwrap() < text.find("\"info\"").unwrap());
+    }
+
+    #[test]
+    fn a_property_named_description_is_not_an_annotation() {
+        let schema = json!({
+            "description": "A customer.",
+            "properties": {"description": {"description": "Its description.", "type": "string"}},
+            "type": "object"
+        });
+        assert_eq!(
+            trim(&schema, &roots()),
+            json!({"properties": {"description": {"type": "string"}}, "type": "object"})
+        );
+    }
+
+    #[test]
+    fn fixtures_show_newer_fields_down_references_and_expansions() {
+        let schemas = json!({
+            "payment_method": {"type": "object", "properties": {
+                "id": {"type": "string"},
+                "card": {"anyOf": [{"$ref": "#/components/schemas/payment_method_card"}], "nullable": true},
+                "list": {"type": "object", "properties": {"data": {"type": "array",
+                    "items": {"$ref": "#/components/schemas/payment_method_card"}}}}
+            }},
+            "payment_method_card": {"type": "object", "properties": {"brand": {"type": "string"}}}
+        });
+        let fixtures = Source {
+            document: json!({"resources": {"payment_method": {
+                "id": "pm_1", "allow_redisplay": "unspecified",
+                "card": {"brand": "visa", "display_brand": "visa"},
+                "list": {"data": [{"brand": "visa", "regulated_status": null}], "url": "/x"}
+            }}}),
+            commit: "1".repeat(40),
+            path: "openapi/fixtures3.json".into(),
+        };
+        let overlay = fixture_overlay(schemas.as_object().unwrap(), &fixtures).unwrap();
+        assert_eq!(
+            overlay["newer_properties"],
+            json!({
+                "payment_method": {"allow_redisplay": "string"},
+                "payment_method#/properties/list": {"url": "string"},
+                "payment_method_card": {"display_brand": "string", "regulated_status": null}
+            })
+        );
+        assert_eq!(
+            overlay["always_present"]["payment_method"],
+            json!(["allow_redisplay", "card", "id", "list"])
+        );
     }
 
     #[test]
