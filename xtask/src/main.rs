@@ -73,7 +73,7 @@ enum Task {
     },
     /// Drive the simulators with the providers' official client libraries.
     SdkCheck {
-        /// Which: cognito.
+        /// Which: cognito, stripe.
         #[arg(required = true)]
         which: Vec<String>,
     },
