@@ -26,6 +26,12 @@
 //! `--check` compares instead of writing. The output is deterministic: the same spec gives
 //! the same bytes (keys sorted, two-space indentation, trailing newline).
 //!
+//! The committed subset was made from a clone of stripe/openapi with
+//! `--spec git:<clone>@v524:openapi/spec3.yaml --fixtures git:<clone>@v2349:openapi/fixtures3.json`:
+//! the spec of API version 2023-08-16 (the newest spec file the offline copy available when
+//! it was made held whole; later ones are larger), completed by the 2026 fixtures. With
+//! network access, a newer spec is better: run the command on it and commit the result.
+//!
 //! # What is kept
 //!
 //! - `components.schemas`: the objects in [`ROOTS`] and everything they `$ref`, transitively;
