@@ -691,6 +691,23 @@ async fn customers() {
     found.error("POST /v1/customers", 400, &unknown);
     let no_key = h.send(h.http.get(format!("{}/v1/customers", h.base))).await;
     found.error("GET /v1/customers", 401, &no_key);
+    for (email, status) in [("once@example.com", 200), ("twice@example.com", 400)] {
+        let reply = h
+            .send(
+                h.http
+                    .post(format!("{}/v1/customers", h.base))
+                    .bearer_auth(SECRET)
+                    .header("Idempotency-Key", "fidelity-1")
+                    .form(&[("email", email)]),
+            )
+            .await;
+        if status == 200 {
+            found.answer("customer", "POST /v1/customers", &reply);
+        } else {
+            assert_eq!(reply.body["error"]["type"], "idempotency_error");
+            found.error("POST /v1/customers", status, &reply);
+        }
+    }
     found.assert_none();
 }
 

@@ -7,7 +7,9 @@ base_addresses={"api": ...}. The check creates a customer; pays a payment intent
 pm_card_visa (created, then confirmed -> succeeded, the charge expanded); sees a declined
 card raise the library's CardError (code card_declined, the decline message, the intent in
 requires_payment_method) for pm_card_chargeDeclined and
-pm_card_chargeDeclinedInsufficientFunds; confirms a setup intent with a test card (the card
+pm_card_chargeDeclinedInsufficientFunds; pays with pm_card_authenticationRequired
+(requires_action, then succeeded once the simulator's control surface plays the customer);
+confirms a setup intent with a test card (the card
 saved on the customer); refunds a payment in part and then in full.
 
 Then webhooks: it runs a small HTTP server on a random local port, creates a webhook
@@ -349,6 +351,25 @@ def run(args):
             step(f"{token} -> CardError card_declined/{decline_code}: {error.user_message}")
         else:
             raise CheckFailed(f"{token} was not declined")
+
+    three_ds = keep(
+        "payment_intent (requires_action)",
+        v1.payment_intents.create(
+            {
+                "amount": 1200,
+                "currency": "eur",
+                "customer": customer.id,
+                "payment_method": "pm_card_authenticationRequired",
+                "confirm": True,
+            }
+        ),
+    )
+    expect(three_ds.status == "requires_action", f"3D Secure card: status {three_ds.status!r}")
+    expect(three_ds.next_action.type == "use_stripe_sdk", f"next_action {three_ds.next_action}")
+    http_post_json(f"{control_url}/stripe/intents/{three_ds.id}/confirm")
+    three_ds = keep("payment_intent (authenticated)", v1.payment_intents.retrieve(three_ds.id))
+    expect(three_ds.status == "succeeded", f"after the customer's 3D Secure: {three_ds.status!r}")
+    step("pm_card_authenticationRequired -> requires_action; the customer authenticates -> succeeded")
 
     setup = keep(
         "setup_intent (created)",
