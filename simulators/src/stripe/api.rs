@@ -21,6 +21,7 @@ use super::state::{
     Account, Confirmation, CustomerFields, Metadata, NewCard, NewPaymentIntent, NewRefund,
     NewSetupIntent, PaymentIntentUpdate, check_metadata, list_page, new_id,
 };
+use super::webhook_api::StripeWebhooksApi;
 use super::{Shared, StoredResponse, StripeSimulator};
 
 /// The API version answered when a request names none.
@@ -31,10 +32,12 @@ const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 const SERVICE_DESCRIPTION: &str = "A stateful, offline fake of Stripe's API (test mode) for \
 the objects boxoffice uses: customers, payment methods (Stripe's test cards and `pm_card_*` \
-tokens), payment intents, setup intents, charges and refunds. Requests are form-encoded with \
-bracket notation and authenticated with `Authorization: Bearer sk_test_…` (a publishable key \
-with the intent's `client_secret` may retrieve and confirm intents, as Stripe.js does); \
-`Idempotency-Key` and `expand[]` work as in Stripe. Errors are Stripe's error object.";
+tokens), payment intents, setup intents, charges, refunds, events and webhook endpoints. \
+Requests are form-encoded with bracket notation and authenticated with `Authorization: Bearer \
+sk_test_…` (a publishable key with the intent's `client_secret` may retrieve and confirm \
+intents, as Stripe.js does); `Idempotency-Key` and `expand[]` work as in Stripe. Errors are \
+Stripe's error object. Events are sent to webhook endpoints signed with `Stripe-Signature` as \
+Stripe signs them, retried with backoff on the simulator's clock.";
 
 #[derive(Tags)]
 enum StripeTag {
@@ -150,8 +153,7 @@ pub enum StripeResponse {
 }
 
 impl StripeResponse {
-    fn new(status: u16, body: Value, version: String, replayed: bool) -> Self {
-        let request_id = new_id("req");
+    fn new(status: u16, body: Value, version: String, replayed: bool, request_id: String) -> Self {
         let replayed = replayed.then(|| "true".to_owned());
         let body = Json(body);
         match status {
@@ -164,8 +166,8 @@ impl StripeResponse {
         }
     }
 
-    fn error(error: &ApiError, version: String) -> Self {
-        Self::new(error.status, error.body(), version, false)
+    fn error(error: &ApiError, version: String, request_id: String) -> Self {
+        Self::new(error.status, error.body(), version, false, request_id)
     }
 }
 
@@ -174,12 +176,13 @@ fn refused_before_dispatch(error: poem::Error) -> StripeResponse {
     StripeResponse::error(
         &ApiError::invalid(error.to_string()),
         DEFAULT_API_VERSION.to_owned(),
+        new_id("req"),
     )
 }
 
 /// Which keys may call an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(super) enum Access {
     /// The secret key only.
     Secret,
     /// The secret key, or the publishable key with the intent's `client_secret`.
@@ -187,8 +190,8 @@ enum Access {
 }
 
 /// What an operation knows about its call.
-struct Ctx {
-    now: DateTime<Utc>,
+pub(super) struct Ctx {
+    pub now: DateTime<Utc>,
     publishable: bool,
 }
 
@@ -256,9 +259,9 @@ fn expand(account: &Account, value: &mut Value, path: &[&str]) {
 
 impl StripeSimulator {
     /// Runs one operation: authenticates, parses, checks `expand[]`, replays or refuses a
-    /// reused `Idempotency-Key`, runs the rule under the account's lock, and stores the
-    /// answer for the key.
-    fn run(
+    /// reused `Idempotency-Key`, runs the rule under the account's lock, names this request
+    /// in the events it caused, and stores the answer for the key.
+    pub(super) fn run(
         &self,
         request: &Request,
         body: Option<FormBody>,
@@ -266,6 +269,7 @@ impl StripeSimulator {
         expandable: &[&str],
         operation: impl FnOnce(&mut Account, Form, &Ctx) -> Result<Value, ApiError>,
     ) -> StripeResponse {
+        let request_id = new_id("req");
         let version = request
             .headers()
             .get("stripe-version")
@@ -360,7 +364,14 @@ impl StripeSimulator {
                 }
             }
             let ctx = Ctx { now, publishable };
-            let (status, body) = match operation(&mut shared.account, form, &ctx) {
+            let events_before = shared.account.events.len();
+            let outcome = operation(&mut shared.account, form, &ctx);
+            shared.account.attribute_events_to_request(
+                events_before,
+                &request_id,
+                idempotency_key.as_deref(),
+            );
+            let (status, body) = match outcome {
                 Ok(mut value) => {
                     for path in &expand_paths {
                         let segments: Vec<&str> = path.split('.').collect();
@@ -388,13 +399,15 @@ impl StripeSimulator {
             Ok((status, body, false))
         })();
         match result {
-            Ok((status, body, replayed)) => StripeResponse::new(status, body, version, replayed),
-            Err(error) => StripeResponse::error(&error, version),
+            Ok((status, body, replayed)) => {
+                StripeResponse::new(status, body, version, replayed, request_id)
+            }
+            Err(error) => StripeResponse::error(&error, version, request_id),
         }
     }
 }
 
-fn metadata(form: &mut Form) -> Result<Option<Metadata>, ApiError> {
+pub(super) fn metadata(form: &mut Form) -> Result<Option<Metadata>, ApiError> {
     let Some(hash) = form.hash("metadata")? else {
         return Ok(None);
     };
@@ -403,7 +416,9 @@ fn metadata(form: &mut Form) -> Result<Option<Metadata>, ApiError> {
     Ok(Some(metadata))
 }
 
-fn list_params(form: &mut Form) -> Result<(i64, Option<String>, Option<String>), ApiError> {
+pub(super) fn list_params(
+    form: &mut Form,
+) -> Result<(i64, Option<String>, Option<String>), ApiError> {
     let limit = form.integer("limit")?.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -585,7 +600,7 @@ const STRIPE_JS_PARAMS: &[&str] = &[
     "expected_payment_method_type",
 ];
 
-fn to_json<T: serde::Serialize>(value: T) -> Result<Value, ApiError> {
+pub(super) fn to_json<T: serde::Serialize>(value: T) -> Result<Value, ApiError> {
     serde_json::to_value(value)
         .map_err(|error| ApiError::new(500, super::error::ErrorType::Api, error.to_string()))
 }
@@ -595,10 +610,17 @@ pub struct StripeApi {
     simulator: StripeSimulator,
 }
 
-pub(crate) fn service(simulator: StripeSimulator) -> OpenApiService<StripeApi, ()> {
+pub(crate) fn service(
+    simulator: StripeSimulator,
+) -> OpenApiService<(StripeApi, StripeWebhooksApi), ()> {
     let server = simulator.config().public_base_url.clone();
     OpenApiService::new(
-        StripeApi { simulator },
+        (
+            StripeApi {
+                simulator: simulator.clone(),
+            },
+            StripeWebhooksApi::new(simulator),
+        ),
         "Stripe simulator",
         env!("CARGO_PKG_VERSION"),
     )
@@ -653,7 +675,7 @@ impl StripeApi {
             Access::Secret,
             CUSTOMER_EXPAND,
             |account, mut form, ctx| {
-                let mut fields = customer_fields(&mut form)?;
+                let fields = customer_fields(&mut form)?;
                 let payment_method = form.string("payment_method")?;
                 form.finish()?;
                 let payment_method = match payment_method {
@@ -664,25 +686,7 @@ impl StripeApi {
                     ),
                     None => None,
                 };
-                let default_pm = fields.default_payment_method.take();
-                let customer = account.create_customer(fields, ctx.now)?;
-                if let Some(pm) = payment_method
-                    && let Err(error) = account.attach(&pm, &customer.id)
-                {
-                    account.customers.remove(&customer.id);
-                    return Err(error);
-                }
-                let customer = match default_pm {
-                    Some(pm) => account.update_customer(
-                        &customer.id,
-                        CustomerFields {
-                            default_payment_method: Some(pm),
-                            ..CustomerFields::default()
-                        },
-                    )?,
-                    None => customer,
-                };
-                to_json(customer)
+                to_json(account.create_customer(fields, payment_method.as_deref(), ctx.now)?)
             },
         )
     }
@@ -759,10 +763,10 @@ impl StripeApi {
             Some(body),
             Access::Secret,
             CUSTOMER_EXPAND,
-            |account, mut form, _| {
+            |account, mut form, ctx| {
                 let fields = customer_fields(&mut form)?;
                 form.finish()?;
-                to_json(account.update_customer(&customer, fields)?)
+                to_json(account.update_customer(&customer, fields, ctx.now)?)
             },
         )
     }
@@ -947,7 +951,7 @@ impl StripeApi {
                     .map_err(|e| e.with_param("customer").referenced())?;
                 let id =
                     account.resolve_payment_method(&payment_method, "payment_method", ctx.now)?;
-                to_json(account.attach(&id, &customer)?)
+                to_json(account.attach(&id, &customer, ctx.now)?)
             },
         )
     }
@@ -970,9 +974,9 @@ impl StripeApi {
             Some(body),
             Access::Secret,
             PM_EXPAND,
-            |account, form, _| {
+            |account, form, ctx| {
                 form.finish()?;
-                to_json(account.detach(&payment_method)?)
+                to_json(account.detach(&payment_method, ctx.now)?)
             },
         )
     }
@@ -1319,13 +1323,13 @@ impl StripeApi {
             Some(body),
             Access::Secret,
             SI_EXPAND,
-            |account, mut form, _| {
+            |account, mut form, ctx| {
                 let reason = form.one_of(
                     "cancellation_reason",
                     &["abandoned", "duplicate", "requested_by_customer"],
                 )?;
                 form.finish()?;
-                to_json(account.cancel_setup_intent(&intent, reason)?)
+                to_json(account.cancel_setup_intent(&intent, reason, ctx.now)?)
             },
         )
     }

@@ -1,16 +1,22 @@
-//! The Stripe simulator's control surface: the customer's and the card issuer's side.
-//! Tests and the simulator-mode control page use it to confirm an intent as the customer
-//! would in the browser (completing 3D Secure), to make a customer's next charge fail,
-//! and to read the account's state.
+//! The Stripe simulator's control surface: the customer's and the card issuer's side, and
+//! the webhook machinery's. Tests and the simulator-mode control page use it to confirm an
+//! intent as the customer would in the browser (completing 3D Secure), to make a customer's
+//! next charge fail, to read the account's state, to send due webhooks now instead of
+//! waiting for the delivery loop, to inspect deliveries, and to resend an event.
 
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::{Value, json};
 
 use super::StripeSimulator;
 use super::api::{customer_confirms, fail_next_charge};
+use super::delivery::WebhookDeliveryReport;
 use super::error::ApiError;
+use super::webhooks::{WebhookDelivery, WebhookDeliveryState};
+
+/// The most deliveries one listing shows.
+const MAX_DELIVERIES_LISTED: u32 = 1000;
 
 #[derive(Tags)]
 enum StripeControlTag {
@@ -65,6 +71,27 @@ impl From<Result<Value, ApiError>> for StripeControlResponse {
     }
 }
 
+/// Deliveries, newest first.
+#[derive(Object, Debug, Clone)]
+#[oai(rename = "StripeWebhookDeliveries")]
+pub struct StripeWebhookDeliveries {
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+#[derive(ApiResponse)]
+pub enum StripeResendResponse {
+    /// The deliveries queued, due now.
+    #[oai(status = 200)]
+    Ok(Json<StripeWebhookDeliveries>),
+    /// Stripe's error object: the endpoint is not subscribed to the event's type, or does
+    /// not exist.
+    #[oai(status = 400)]
+    BadRequest(Json<Value>),
+    /// No such event.
+    #[oai(status = 404)]
+    NotFound(Json<Value>),
+}
+
 /// The control surface, mounted by the host in its control OpenAPI service.
 pub struct SimStripeControlApi {
     simulator: StripeSimulator,
@@ -86,6 +113,8 @@ impl SimStripeControlApi {
     /// What the customer does in the browser: confirms a payment intent (`pi_…`) or setup
     /// intent (`seti_…`) with a card, completing 3D Secure when the card asks for it (so an
     /// intent in `requires_action` succeeds). Declines are answered as Stripe answers them.
+    /// The events this causes are sent to the webhook endpoints (first attempt) before the
+    /// answer.
     #[oai(
         path = "/intents/:intent/confirm",
         method = "post",
@@ -97,8 +126,14 @@ impl SimStripeControlApi {
         body: Json<StripeCustomerConfirmation>,
     ) -> StripeControlResponse {
         let now = self.simulator.now();
-        let mut shared = self.simulator.lock();
-        customer_confirms(&mut shared, &intent, body.0.payment_method, now).into()
+        let (result, caused) = {
+            let mut shared = self.simulator.lock();
+            let events_before = shared.account.events.len();
+            let result = customer_confirms(&mut shared, &intent, body.0.payment_method, now);
+            (result, shared.account.event_ids_since(events_before))
+        };
+        self.simulator.deliver_caused(&caused).await;
+        result.into()
     }
 
     /// Make a customer's next charge fail
@@ -150,5 +185,79 @@ impl SimStripeControlApi {
             "refunds": sorted(account.refunds.values()),
             "events": account.events.len(),
         }))
+    }
+
+    /// Send the webhooks due now
+    ///
+    /// Attempts every delivery due at the simulator's current time (new events, and
+    /// retries whose time has come) and answers with the attempts made, without waiting for
+    /// the delivery loop.
+    #[oai(
+        path = "/webhooks/deliver",
+        method = "post",
+        operation_id = "deliverStripeWebhooks"
+    )]
+    async fn deliver(&self) -> Json<WebhookDeliveryReport> {
+        Json(self.simulator.deliver_due().await)
+    }
+
+    /// Webhook deliveries
+    ///
+    /// Newest first, each with every attempt (time, status code or error, the start of the
+    /// answer, next attempt). `state` keeps one kind (`pending` for what is still owed),
+    /// `limit` (default 100, at most 1000) how many.
+    #[oai(
+        path = "/webhooks/deliveries",
+        method = "get",
+        operation_id = "listStripeWebhookDeliveries"
+    )]
+    async fn deliveries(
+        &self,
+        state: Query<Option<WebhookDeliveryState>>,
+        limit: Query<Option<u32>>,
+    ) -> Json<StripeWebhookDeliveries> {
+        let limit = limit.0.unwrap_or(100).clamp(1, MAX_DELIVERIES_LISTED);
+        let shared = self.simulator.lock();
+        let deliveries = shared
+            .account
+            .webhooks
+            .deliveries
+            .iter()
+            .rev()
+            .filter(|delivery| state.0.is_none_or(|state| delivery.state == state))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        Json(StripeWebhookDeliveries { deliveries })
+    }
+
+    /// Resend an event
+    ///
+    /// Queues the event again, due now, for every enabled webhook endpoint subscribed to
+    /// its type, or only for `webhook_endpoint` (like `stripe events resend`). The
+    /// deliveries go out with the next round (`/webhooks/deliver` or the delivery loop).
+    #[oai(
+        path = "/events/:event/resend",
+        method = "post",
+        operation_id = "resendStripeEvent"
+    )]
+    async fn resend(
+        &self,
+        event: Path<String>,
+        webhook_endpoint: Query<Option<String>>,
+    ) -> StripeResendResponse {
+        let now = self.simulator.now();
+        let resent =
+            self.simulator
+                .lock()
+                .account
+                .resend_event(&event, webhook_endpoint.0.as_deref(), now);
+        match resent {
+            Ok(deliveries) => {
+                StripeResendResponse::Ok(Json(StripeWebhookDeliveries { deliveries }))
+            }
+            Err(error) if error.status == 404 => StripeResendResponse::NotFound(Json(error.body())),
+            Err(error) => StripeResendResponse::BadRequest(Json(error.body())),
+        }
     }
 }

@@ -3,12 +3,16 @@
 
 use serde_json::{Map, Value, json};
 
-/// A failure of the Rust API the host uses: building the simulator.
+/// A failure of the Rust API the host uses: building the simulator, registering a webhook
+/// endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum StripeError {
     /// The configuration cannot describe a Stripe test-mode account.
     #[error("invalid Stripe simulator configuration: {0}")]
     InvalidConfig(String),
+    /// A webhook endpoint Stripe would refuse (Stripe's message).
+    #[error("webhook endpoint refused: {0}")]
+    WebhookEndpointRefused(String),
 }
 
 /// Stripe's error `type`.

@@ -125,6 +125,45 @@ impl Form {
         }
     }
 
+    /// A timestamp filter: `created=1700000000` (exactly) or
+    /// `created[gt|gte|lt|lte]=1700000000`.
+    pub fn range(&mut self, key: &str) -> Result<Option<Range>, ApiError> {
+        let name = self.name(key);
+        match self.fields.remove(key) {
+            None => Ok(None),
+            Some(FormValue::Str(raw)) => {
+                let exact = raw.parse::<i64>().map_err(|_| {
+                    ApiError::invalid(format!("Invalid integer: {raw}"))
+                        .with_code("parameter_invalid_integer")
+                        .with_param(&name)
+                })?;
+                Ok(Some(Range {
+                    gte: Some(exact),
+                    lte: Some(exact),
+                    ..Range::default()
+                }))
+            }
+            Some(FormValue::Map(fields)) => {
+                let mut bounds = Form {
+                    prefix: name,
+                    fields,
+                };
+                let range = Range {
+                    gt: bounds.integer("gt")?,
+                    gte: bounds.integer("gte")?,
+                    lt: bounds.integer("lt")?,
+                    lte: bounds.integer("lte")?,
+                };
+                bounds.finish()?;
+                Ok(Some(range))
+            }
+            Some(FormValue::List(_)) => Err(ApiError::invalid(format!(
+                "Invalid {name}: must be an integer or a hash of gt, gte, lt, lte"
+            ))
+            .with_param(&name)),
+        }
+    }
+
     /// A hash parameter (`card[number]=…`), or `None`. An empty string (`name=`) is an
     /// empty hash, which is how Stripe clients unset a hash.
     pub fn hash(&mut self, key: &str) -> Result<Option<Form>, ApiError> {
@@ -205,6 +244,24 @@ impl Form {
             None => Ok(()),
             Some(key) => Err(ApiError::unknown_parameter(&self.name(key))),
         }
+    }
+}
+
+/// Bounds on an integer (a timestamp), each optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Range {
+    pub gt: Option<i64>,
+    pub gte: Option<i64>,
+    pub lt: Option<i64>,
+    pub lte: Option<i64>,
+}
+
+impl Range {
+    pub fn contains(&self, value: i64) -> bool {
+        self.gt.is_none_or(|bound| value > bound)
+            && self.gte.is_none_or(|bound| value >= bound)
+            && self.lt.is_none_or(|bound| value < bound)
+            && self.lte.is_none_or(|bound| value <= bound)
     }
 }
 
@@ -323,6 +380,22 @@ mod tests {
         assert_eq!(card.string("number").unwrap().as_deref(), Some("4242"));
         card.finish().unwrap();
         form.finish().unwrap();
+    }
+
+    #[test]
+    fn ranges_are_exact_or_bounded() {
+        let mut form = Form::parse(b"a=5&b[gte]=2&b[lt]=4&c[foo]=1&d=x").unwrap();
+        let exact = form.range("a").unwrap().unwrap();
+        assert!(exact.contains(5) && !exact.contains(4) && !exact.contains(6));
+        let bounded = form.range("b").unwrap().unwrap();
+        assert!(!bounded.contains(1) && bounded.contains(2) && bounded.contains(3));
+        assert!(!bounded.contains(4));
+        assert_eq!(
+            form.range("c").unwrap_err().message,
+            "Received unknown parameter: c[foo]"
+        );
+        assert_eq!(form.range("d").unwrap_err().param.as_deref(), Some("d"));
+        assert_eq!(form.range("missing").unwrap(), None);
     }
 
     #[test]

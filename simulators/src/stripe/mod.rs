@@ -14,27 +14,51 @@
 //!   `idempotency_error`. Keys live 24 hours on the host's clock. A request refused with
 //!   400 is not remembered, as in Stripe;
 //! - objects: customers, payment methods (Stripe's test card numbers and `pm_card_*`
-//!   tokens), payment intents, setup intents, charges, refunds; Stripe's ids, `object`,
-//!   `created` (unix seconds), `livemode: false`, `metadata`; lists are Stripe's list
-//!   object, newest first, with `limit`, `starting_after`, `ending_before`;
+//!   tokens), payment intents, setup intents, charges, refunds, events, webhook endpoints;
+//!   Stripe's ids, `object`, `created` (unix seconds), `livemode: false`, `metadata`; lists
+//!   are Stripe's list object, newest first, with `limit`, `starting_after`,
+//!   `ending_before`;
 //! - errors: Stripe's error object — 400 `invalid_request_error` (with `param` and
 //!   `code`), 401, 402 `card_error` (`code`, `decline_code`, `message`, and the intent),
 //!   404 `resource_missing`;
 //! - time: only from the host's [`Now`], never the machine's clock.
 //!
+//! Every change worth telling is an event (`GET /v1/events`, [`EVENT_TYPES`]) with a
+//! snapshot of its object and the request that caused it. Each event is owed to every
+//! enabled webhook endpoint subscribed to its type (`POST /v1/webhook_endpoints`, or
+//! [`StripeSimulator::register_webhook_endpoint`] for the host's own receiver): POSTed as
+//! JSON, signed with `Stripe-Signature` exactly as Stripe signs it ([`signature_header`]),
+//! settled by a 2xx, otherwise retried on the host's clock ([`retry_delay`]) until three
+//! days after the first attempt ([`GIVE_UP_AFTER`]). Deliveries go out when
+//! [`StripeSimulator::deliver_due`] runs — every [`DELIVERY_POLL_INTERVAL`] under
+//! [`StripeSimulator::spawn_delivery_loop`], or on demand from the control surface.
+//!
+//! The hosted card form (`/elements/pay`, [`StripeSimulator::payment_form_url`]) is what a
+//! browser sees in place of Stripe's Payment Element: card fields for a payment or setup
+//! intent, declines shown as Stripe words them, a 3D Secure test page, and the redirect to
+//! the merchant's `return_url` with Stripe's query parameters.
+//!
 //! The control surface ([`SimStripeControlApi`], `/control/stripe/...`) plays the customer
 //! (confirming intents, completing 3D Secure) and the issuer (failing a customer's next
-//! charge). Events are recorded in the account's log; serving them and webhooks come later.
+//! charge), reads the account's state, sends due webhooks now, lists deliveries with every
+//! attempt, and resends an event. What plays the customer (the control confirmation, the
+//! card form) attempts the webhooks it caused before it answers, so a client holding the
+//! answer knows the merchant was told.
 
 mod api;
 mod cards;
 mod control;
+mod delivery;
+mod elements;
 mod error;
+mod events;
 mod form;
 mod state;
+mod webhook_api;
+mod webhooks;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -42,9 +66,16 @@ use serde_json::Value;
 
 pub use self::api::DEFAULT_API_VERSION;
 pub use self::control::SimStripeControlApi;
+pub use self::delivery::{DELIVERY_POLL_INTERVAL, WebhookDeliveryReport};
 pub use self::error::StripeError;
+pub use self::events::EVENT_TYPES;
 use self::form::Form;
 use self::state::Account;
+use self::webhooks::NewWebhookEndpoint;
+pub use self::webhooks::{
+    GIVE_UP_AFTER, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, retry_delay,
+    signature_header,
+};
 use crate::clock::Now;
 
 /// How the simulated Stripe account is set up.
@@ -59,6 +90,15 @@ pub struct StripeConfig {
     pub publishable_key: String,
 }
 
+/// A webhook endpoint the host registered ([`StripeSimulator::register_webhook_endpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredWebhookEndpoint {
+    /// `we_…`.
+    pub id: String,
+    /// `whsec_…`: what the receiver verifies `Stripe-Signature` with.
+    pub secret: String,
+}
+
 /// The simulated account. Cheap to clone: clones share one account.
 #[derive(Clone)]
 pub struct StripeSimulator {
@@ -69,6 +109,10 @@ struct Inner {
     config: StripeConfig,
     now: Now,
     shared: Mutex<Shared>,
+    /// What webhooks are sent with, built on first use.
+    http: OnceLock<Result<reqwest::Client, String>>,
+    /// Woken whenever attempts have been recorded.
+    delivery_finished: tokio::sync::Notify,
 }
 
 /// The account and the answers kept for idempotency keys, under one lock so that a
@@ -131,6 +175,8 @@ impl StripeSimulator {
                     account: Account::default(),
                     idempotency: HashMap::new(),
                 }),
+                http: OnceLock::new(),
+                delivery_finished: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -149,8 +195,9 @@ impl StripeSimulator {
 
     /// The simulator's HTTP surface, to mount at the path [`StripeConfig::public_base_url`]
     /// names: Stripe's API at `/v1/...`, this API's OpenAPI document at `/openapi.json`
-    /// and Swagger UI at `/docs`. Other paths and methods get Stripe's "Unrecognized request
-    /// URL" 404.
+    /// and Swagger UI at `/docs`, the hosted card form at `/elements/pay` (see
+    /// [`StripeSimulator::payment_form_url`]). Other paths and methods get Stripe's
+    /// "Unrecognized request URL" 404.
     /// The control surface is separate ([`StripeSimulator::control_api`]).
     pub fn endpoint(&self) -> Route {
         let service = api::service(self.clone());
@@ -187,7 +234,54 @@ impl StripeSimulator {
         Route::new()
             .at("/openapi.json", spec)
             .nest("/docs", docs)
+            .nest("/elements", elements::routes(self.clone()))
             .nest("/", api)
+    }
+
+    /// Registers a webhook endpoint, as `POST /v1/webhook_endpoints` does (same checks):
+    /// from now on, every event whose type is in `enabled_events` (or all, with `"*"`) is
+    /// sent to `url`, signed with the returned secret. For the host to subscribe its own
+    /// webhook receiver.
+    pub fn register_webhook_endpoint(
+        &self,
+        url: &str,
+        enabled_events: &[&str],
+    ) -> Result<RegisteredWebhookEndpoint, StripeError> {
+        let new = NewWebhookEndpoint {
+            url: url.to_owned(),
+            enabled_events: enabled_events
+                .iter()
+                .map(|&event| event.to_owned())
+                .collect(),
+            ..NewWebhookEndpoint::default()
+        };
+        let now = self.now();
+        let endpoint = self
+            .lock()
+            .account
+            .create_webhook_endpoint(new, now)
+            .map_err(|error| StripeError::WebhookEndpointRefused(error.message))?;
+        Ok(RegisteredWebhookEndpoint {
+            id: endpoint.id,
+            secret: endpoint.secret,
+        })
+    }
+
+    /// Where a browser pays or saves a card for an intent on the hosted card form: the
+    /// intent's `client_secret`, and the merchant page to come back to (http or https),
+    /// which gets Stripe's redirect parameters (`payment_intent` or `setup_intent`, its
+    /// `…_client_secret`, `redirect_status`). Embeddable in an iframe: the form navigates
+    /// the top window.
+    pub fn payment_form_url(&self, client_secret: &str, return_url: &str) -> String {
+        let mut url = format!("{}/elements/pay?", self.config().public_base_url);
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("client_secret", client_secret)
+                .append_pair("key", &self.config().publishable_key)
+                .append_pair("return_url", return_url)
+                .finish(),
+        );
+        url
     }
 
     /// The control surface (`/control/stripe/...`), for the host to mount in its control

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use super::cards::{Behavior, Decline, TestCard, card_for_number, token_number};
 use super::error::{ApiError, ErrorType};
+pub use super::events::Event;
+use super::webhooks::Webhooks;
 
 pub type Metadata = BTreeMap<String, String>;
 
@@ -279,21 +281,6 @@ pub struct Refund {
     pub seq: u64,
 }
 
-/// Something that happened, kept for the event API and webhooks (a later step): the
-/// event's `type` and a snapshot of the object.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    pub id: String,
-    pub object: &'static str,
-    pub created: i64,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub data: Value,
-    pub livemode: bool,
-    #[serde(skip)]
-    pub seq: u64,
-}
-
 /// What a list is ordered by (newest first) and paged by.
 pub trait Listed {
     fn id(&self) -> &str;
@@ -403,6 +390,9 @@ pub struct Account {
     pub refunds: HashMap<String, Refund>,
     /// The event log, oldest first.
     pub events: Vec<Event>,
+    /// Where each event is in [`Account::events`].
+    pub event_positions: HashMap<String, usize>,
+    pub webhooks: Webhooks,
     /// Declines the control surface queued for a customer's next charge.
     pub forced_declines: HashMap<String, Decline>,
 }
@@ -418,7 +408,7 @@ fn unix(now: DateTime<Utc>) -> i64 {
     now.timestamp()
 }
 
-fn empty_billing_details() -> Value {
+pub(super) fn empty_billing_details() -> Value {
     json!({
         "address": {"city": null, "country": null, "line1": null, "line2": null,
                      "postal_code": null, "state": null},
@@ -436,22 +426,9 @@ fn empty_to_none(value: String) -> Option<String> {
 }
 
 impl Account {
-    fn next_seq(&mut self) -> u64 {
+    pub(super) fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
-    }
-
-    fn record_event(&mut self, event_type: &str, object: Value, now: DateTime<Utc>) {
-        let seq = self.next_seq();
-        self.events.push(Event {
-            id: new_id("evt"),
-            object: "event",
-            created: unix(now),
-            event_type: event_type.to_owned(),
-            data: json!({ "object": object }),
-            livemode: false,
-            seq,
-        });
     }
 
     /// Any object by its id, as JSON (for `expand[]`).
@@ -484,11 +461,27 @@ impl Account {
         }
     }
 
+    /// A new customer, with `payment_method` attached to it (and made its default when
+    /// `fields` name it so).
     pub fn create_customer(
         &mut self,
         fields: CustomerFields,
+        payment_method: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Customer, ApiError> {
+        if let Some(pm) = payment_method {
+            self.check_attach(pm, None)?;
+        }
+        if let Some(default) = fields
+            .default_payment_method
+            .as_deref()
+            .filter(|pm| !pm.is_empty())
+            && Some(default) != payment_method
+        {
+            self.payment_method(default, "invoice_settings[default_payment_method]")
+                .map_err(ApiError::referenced)?;
+            return Err(not_the_customers_payment_method(default));
+        }
         let seq = self.next_seq();
         let prefix: String = rand::rng()
             .sample_iter(&Alphanumeric)
@@ -526,11 +519,49 @@ impl Account {
             test_clock: None,
             seq,
         };
-        self.customers.insert(customer.id.clone(), customer.clone());
-        self.update_customer(&customer.id, fields)
+        let id = customer.id.clone();
+        self.customers.insert(id.clone(), customer);
+        if let Some(pm) = payment_method
+            && let Some(method) = self.payment_methods.get_mut(pm)
+        {
+            method.customer = Some(id.clone());
+        }
+        let customer = match self.apply_customer_fields(&id, fields) {
+            Ok(customer) => customer,
+            Err(error) => {
+                self.customers.remove(&id);
+                if let Some(pm) = payment_method
+                    && let Some(method) = self.payment_methods.get_mut(pm)
+                {
+                    method.customer = None;
+                }
+                return Err(error);
+            }
+        };
+        self.record_event("customer.created", json!(customer), now);
+        if let Some(pm) = payment_method {
+            let method = json!(self.payment_methods.get(pm));
+            self.record_event("payment_method.attached", method, now);
+        }
+        Ok(customer)
     }
 
     pub fn update_customer(
+        &mut self,
+        id: &str,
+        fields: CustomerFields,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, ApiError> {
+        let before = json!(self.customer(id)?);
+        let customer = self.apply_customer_fields(id, fields)?;
+        let after = json!(customer);
+        if before != after {
+            self.record_change("customer.updated", &before, after, now);
+        }
+        Ok(customer)
+    }
+
+    fn apply_customer_fields(
         &mut self,
         id: &str,
         fields: CustomerFields,
@@ -545,13 +576,7 @@ impl Account {
                 .payment_method(pm, "invoice_settings[default_payment_method]")
                 .map_err(ApiError::referenced)?;
             if method.customer.as_deref() != Some(id) {
-                return Err(ApiError::invalid(format!(
-                    "No such PaymentMethod: '{pm}'; It's possible this PaymentMethod exists on \
-                     one of your connected accounts, in which case you should retry this request \
-                     on that connected account."
-                ))
-                .with_code("resource_missing")
-                .with_param("invoice_settings[default_payment_method]"));
+                return Err(not_the_customers_payment_method(pm));
             }
         }
         let customer = self
@@ -707,13 +732,13 @@ impl Account {
         Ok(method.clone())
     }
 
-    /// Attaches a payment method to a customer. Cards that decline are refused here, as
-    /// Stripe checks a card when it is attached.
-    pub fn attach(&mut self, pm: &str, customer: &str) -> Result<PaymentMethod, ApiError> {
-        self.customer_exists(customer, "customer")?;
+    /// Whether a payment method may be attached to `customer` (`None`: a customer being
+    /// created): `Ok(true)` when it already is. Cards that decline are refused, as Stripe
+    /// checks a card when it is attached.
+    fn check_attach(&self, pm: &str, customer: Option<&str>) -> Result<bool, ApiError> {
         let method = self.payment_method(pm, "payment_method")?;
         match method.customer.as_deref() {
-            Some(owner) if owner == customer => return Ok(method.clone()),
+            Some(owner) if Some(owner) == customer => return Ok(true),
             Some(_) => {
                 return Err(ApiError::invalid(
                     "The payment method you provided has already been attached to a customer.",
@@ -725,15 +750,39 @@ impl Account {
         if let Behavior::Declines(decline) = &method.card.behavior {
             return Err(decline_error(decline));
         }
-        let method = self
-            .payment_methods
-            .get_mut(pm)
-            .ok_or_else(|| ApiError::no_such("PaymentMethod", pm, "payment_method"))?;
-        method.customer = Some(customer.to_owned());
-        Ok(method.clone())
+        Ok(false)
     }
 
-    pub fn detach(&mut self, pm: &str) -> Result<PaymentMethod, ApiError> {
+    /// Attaches a payment method to a customer.
+    pub fn attach(
+        &mut self,
+        pm: &str,
+        customer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PaymentMethod, ApiError> {
+        self.customer_exists(customer, "customer")?;
+        if self.check_attach(pm, Some(customer))? {
+            return self.payment_method(pm, "payment_method").cloned();
+        }
+        self.save_payment_method(pm, customer, now);
+        self.payment_method(pm, "payment_method").cloned()
+    }
+
+    /// Attaches a payment method to a customer after a payment or setup that saves it
+    /// (`payment_method.attached` unless it already was).
+    fn save_payment_method(&mut self, pm: &str, customer: &str, now: DateTime<Utc>) {
+        let Some(method) = self.payment_methods.get_mut(pm) else {
+            return;
+        };
+        if method.customer.as_deref() == Some(customer) {
+            return;
+        }
+        method.customer = Some(customer.to_owned());
+        let method = json!(method);
+        self.record_event("payment_method.attached", method, now);
+    }
+
+    pub fn detach(&mut self, pm: &str, now: DateTime<Utc>) -> Result<PaymentMethod, ApiError> {
         let method = self
             .payment_methods
             .get_mut(pm)
@@ -750,6 +799,9 @@ impl Account {
         {
             customer.invoice_settings.default_payment_method = None;
         }
+        let mut before = json!(detached);
+        before["customer"] = json!(owner);
+        self.record_change("payment_method.detached", &before, json!(detached), now);
         Ok(detached)
     }
 
@@ -1025,7 +1077,9 @@ impl Account {
                     .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
                 intent.status = IntentStatus::RequiresAction;
                 intent.next_action = Some(three_d_secure_action());
-                Ok(intent.clone())
+                let intent = intent.clone();
+                self.record_event("payment_intent.requires_action", json!(intent), now);
+                Ok(intent)
             }
             Attempt::Succeeded => {
                 let charge = self.new_charge(
@@ -1038,11 +1092,8 @@ impl Account {
                     None,
                     now,
                 );
-                if save_card
-                    && let Some(customer) = &customer
-                    && let Some(method) = self.payment_methods.get_mut(&pm)
-                {
-                    method.customer = Some(customer.clone());
+                if save_card && let Some(customer) = &customer {
+                    self.save_payment_method(&pm, customer, now);
                 }
                 let intent = self
                     .payment_intents
@@ -1072,10 +1123,9 @@ impl Account {
                 let mut error = decline_error(&decline)
                     .with_extra("charge", json!(charge))
                     .with_extra("payment_method", method_json.clone());
-                let mut last_error = error.body()["error"].clone();
-                if let Some(object) = last_error.as_object_mut() {
-                    object.remove("charge");
-                }
+                // Stripe's `last_payment_error` is the error object, the failed charge's id
+                // included.
+                let last_error = error.body()["error"].clone();
                 let intent = self
                     .payment_intents
                     .get_mut(id)
@@ -1126,6 +1176,83 @@ impl Account {
         let intent = intent.clone();
         self.record_event("payment_intent.canceled", json!(intent), now);
         Ok(intent)
+    }
+
+    /// The customer failed 3D Secure on an intent in `requires_action`: it goes back to
+    /// `requires_payment_method` with Stripe's authentication failure as its last error
+    /// (`payment_intent.payment_failed` or `setup_intent.setup_failed`).
+    pub fn fail_authentication(&mut self, id: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let not_waiting = |noun: &str, code: &str, status: IntentStatus| {
+            ApiError::unexpected_state(
+                code,
+                format!(
+                    "This {noun} has a status of {}. Only a {noun} with a status of \
+                     requires_action can fail authentication.",
+                    status.as_str()
+                ),
+            )
+        };
+        if id.starts_with("seti_") {
+            let intent = self.setup_intent(id)?;
+            if intent.status != IntentStatus::RequiresAction {
+                return Err(not_waiting(
+                    "SetupIntent",
+                    "setup_intent_unexpected_state",
+                    intent.status,
+                ));
+            }
+            let method = self.payment_method_json(intent.payment_method.as_deref());
+            let error = ApiError::invalid(
+                "The latest attempt to set up the payment method has failed authentication. \
+                 Please provide a new payment method.",
+            )
+            .with_code("setup_intent_authentication_failure")
+            .with_extra("payment_method", method);
+            let intent = self
+                .setup_intents
+                .get_mut(id)
+                .ok_or_else(|| ApiError::no_such("setupintent", id, "intent"))?;
+            intent.status = IntentStatus::RequiresPaymentMethod;
+            intent.payment_method = None;
+            intent.next_action = None;
+            intent.last_setup_error = Some(error.body()["error"].clone());
+            let intent = json!(intent);
+            self.record_event("setup_intent.setup_failed", intent.clone(), now);
+            Ok(intent)
+        } else {
+            let intent = self.payment_intent(id)?;
+            if intent.status != IntentStatus::RequiresAction {
+                return Err(not_waiting(
+                    "PaymentIntent",
+                    "payment_intent_unexpected_state",
+                    intent.status,
+                ));
+            }
+            let method = self.payment_method_json(intent.payment_method.as_deref());
+            let error = ApiError::invalid(
+                "The provided PaymentMethod has failed authentication. You can provide \
+                 payment_method_data or a new PaymentMethod to attempt to fulfill this \
+                 PaymentIntent again.",
+            )
+            .with_code("payment_intent_authentication_failure")
+            .with_extra("payment_method", method);
+            let intent = self
+                .payment_intents
+                .get_mut(id)
+                .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
+            intent.status = IntentStatus::RequiresPaymentMethod;
+            intent.payment_method = None;
+            intent.next_action = None;
+            intent.last_payment_error = Some(error.body()["error"].clone());
+            let intent = json!(intent);
+            self.record_event("payment_intent.payment_failed", intent.clone(), now);
+            Ok(intent)
+        }
+    }
+
+    fn payment_method_json(&self, id: Option<&str>) -> Value {
+        id.and_then(|id| self.payment_methods.get(id))
+            .map_or(Value::Null, |method| json!(method))
     }
 
     fn attempt(
@@ -1235,7 +1362,14 @@ impl Account {
         let mut charge = charge;
         charge.refunds = json!({"object": "list", "data": [], "has_more": false,
                                 "url": format!("/v1/charges/{id}/refunds")});
+        let charge_json = json!(charge);
         self.charges.insert(id.clone(), charge);
+        let event_type = if succeeded {
+            "charge.succeeded"
+        } else {
+            "charge.failed"
+        };
+        self.record_event(event_type, charge_json, now);
         id
     }
 
@@ -1293,6 +1427,7 @@ impl Account {
             seq,
         };
         self.setup_intents.insert(intent.id.clone(), intent.clone());
+        self.record_event("setup_intent.created", json!(intent), now);
         Ok(intent)
     }
 
@@ -1359,17 +1494,17 @@ impl Account {
             Attempt::RequiresAction => {
                 intent.status = IntentStatus::RequiresAction;
                 intent.next_action = Some(three_d_secure_action());
-                Ok(intent.clone())
+                let intent = intent.clone();
+                self.record_event("setup_intent.requires_action", json!(intent), now);
+                Ok(intent)
             }
             Attempt::Succeeded => {
                 intent.status = IntentStatus::Succeeded;
                 intent.next_action = None;
                 intent.last_setup_error = None;
                 let intent = intent.clone();
-                if let Some(customer) = &customer
-                    && let Some(method) = self.payment_methods.get_mut(&pm)
-                {
-                    method.customer = Some(customer.clone());
+                if let Some(customer) = &customer {
+                    self.save_payment_method(&pm, customer, now);
                 }
                 self.record_event("setup_intent.succeeded", json!(intent), now);
                 Ok(intent)
@@ -1396,6 +1531,7 @@ impl Account {
         &mut self,
         id: &str,
         reason: Option<String>,
+        now: DateTime<Utc>,
     ) -> Result<SetupIntent, ApiError> {
         let intent = self
             .setup_intents
@@ -1418,7 +1554,9 @@ impl Account {
         intent.status = IntentStatus::Canceled;
         intent.cancellation_reason = reason;
         intent.next_action = None;
-        Ok(intent.clone())
+        let intent = intent.clone();
+        self.record_event("setup_intent.canceled", json!(intent), now);
+        Ok(intent)
     }
 
     // ---------------------------------------------------------------- refunds
@@ -1538,12 +1676,24 @@ impl Account {
         let charge_json = json!(charge);
         self.refunds.insert(refund.id.clone(), refund.clone());
         self.record_event("charge.refunded", charge_json, now);
+        self.record_event("refund.created", json!(refund), now);
         Ok(refund)
     }
 }
 
+/// A default payment method that is not attached to the customer.
+fn not_the_customers_payment_method(pm: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "No such PaymentMethod: '{pm}'; It's possible this PaymentMethod exists on one of your \
+         connected accounts, in which case you should retry this request on that connected \
+         account."
+    ))
+    .with_code("resource_missing")
+    .with_param("invoice_settings[default_payment_method]")
+}
+
 /// Stripe merges metadata: a key set to `""` is removed; an empty hash clears all.
-fn merge_metadata(target: &mut Metadata, update: Metadata) {
+pub(super) fn merge_metadata(target: &mut Metadata, update: Metadata) {
     if update.is_empty() {
         target.clear();
         return;
@@ -1589,7 +1739,7 @@ fn three_d_secure_action() -> Value {
 }
 
 /// `$10.00`, `€5.50`, or `10.00 nok`.
-fn money(amount: i64, currency: &str) -> String {
+pub(super) fn money(amount: i64, currency: &str) -> String {
     let major = format!("{}.{:02}", amount / 100, amount % 100);
     match currency {
         "usd" => format!("${major}"),
@@ -1700,7 +1850,7 @@ mod tests {
         let ids: Vec<String> = (0..5)
             .map(|_| {
                 account
-                    .create_customer(CustomerFields::default(), now())
+                    .create_customer(CustomerFields::default(), None, now())
                     .unwrap()
                     .id
             })

@@ -1,0 +1,215 @@
+//! Sending webhook deliveries over HTTP: what [`super::webhooks`] hands out as due is
+//! POSTed, and each answer recorded, without ever holding the account's lock across a
+//! request.
+
+use std::time::Duration;
+
+use poem_openapi::Object;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::MissedTickBehavior;
+
+use super::StripeSimulator;
+use super::webhooks::{AttemptResult, Due, OutgoingDelivery, WebhookAttempt};
+
+/// How often, in real time, the delivery loop looks for deliveries that are due.
+pub const DELIVERY_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long an endpoint has to answer an attempt before it counts as failed.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of an endpoint's answer is kept with the attempt.
+const RESPONSE_BODY_LIMIT: usize = 1000;
+
+/// How long to wait for someone else's attempt at a delivery we need attempted; past the
+/// attempt timeout, so only a lost attempt is given up on.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(15);
+
+const USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
+
+/// The attempts one round of deliveries made.
+#[derive(Object, Debug, Clone, Default, PartialEq)]
+#[oai(rename = "StripeWebhookDeliveryReport")]
+pub struct WebhookDeliveryReport {
+    /// In the order the deliveries were queued.
+    pub attempts: Vec<WebhookAttempt>,
+}
+
+/// The client webhooks are sent with: no proxy (endpoints are local more often than not),
+/// no redirects (Stripe counts a 3xx as a failure), a timeout per attempt.
+pub(super) fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ATTEMPT_TIMEOUT)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|error| error_chain(&error))
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+async fn post(
+    client: Result<reqwest::Client, String>,
+    delivery: &OutgoingDelivery,
+) -> AttemptResult {
+    let client = match client {
+        Ok(client) => client,
+        Err(error) => {
+            return AttemptResult {
+                error: Some(format!("no HTTP client: {error}")),
+                ..AttemptResult::default()
+            };
+        }
+    };
+    let sent = client
+        .post(&delivery.url)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("stripe-signature", &delivery.signature)
+        .body(delivery.payload.clone())
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            return AttemptResult {
+                error: Some(error_chain(&error)),
+                ..AttemptResult::default()
+            };
+        }
+    };
+    let status_code = Some(response.status().as_u16());
+    let mut body = Vec::new();
+    let mut error = None;
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(failure) => {
+                error = Some(error_chain(&failure));
+                break;
+            }
+        }
+    }
+    let text: String = String::from_utf8_lossy(&body)
+        .chars()
+        .take(RESPONSE_BODY_LIMIT)
+        .collect();
+    AttemptResult {
+        status_code,
+        error,
+        response_body: Some(text).filter(|text| !text.is_empty()),
+    }
+}
+
+impl StripeSimulator {
+    /// Sends every webhook delivery due at the host's `Now` and records each answer; what
+    /// was attempted. A delivery already being sent (by a concurrent call) is left to that
+    /// call.
+    pub async fn deliver_due(&self) -> WebhookDeliveryReport {
+        let now = self.now();
+        let due = self.lock().account.claim_due_deliveries(now, Due::All);
+        WebhookDeliveryReport {
+            attempts: self.start_sending(due).await.unwrap_or_default(),
+        }
+    }
+
+    /// Runs [`StripeSimulator::deliver_due`] every [`DELIVERY_POLL_INTERVAL`] of real time
+    /// until the task is aborted, each round in its own task so that a slow endpoint
+    /// does not hold up the others. Aborting stops new rounds; attempts under way finish
+    /// and are recorded. Call it within a Tokio runtime; the task keeps the simulator
+    /// alive until aborted.
+    pub fn spawn_delivery_loop(&self) -> JoinHandle<()> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(DELIVERY_POLL_INTERVAL);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let now = simulator.now();
+                let due = simulator.lock().account.claim_due_deliveries(now, Due::All);
+                if !due.is_empty() {
+                    drop(simulator.start_sending(due));
+                }
+            }
+        })
+    }
+
+    /// Makes the first attempt of every delivery of these events (or waits for one being
+    /// made elsewhere), so that whoever caused them can answer knowing the webhooks were
+    /// tried.
+    pub(crate) async fn deliver_caused(&self, events: &[String]) {
+        if events.is_empty() {
+            return;
+        }
+        let wanted = Due::FirstAttemptsOf(events);
+        loop {
+            let finished = self.inner.delivery_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let (due, in_flight) = {
+                let now = self.now();
+                let mut shared = self.lock();
+                let due = shared.account.claim_due_deliveries(now, wanted);
+                let in_flight = shared.account.deliveries_in_flight(wanted);
+                (due, in_flight)
+            };
+            if !due.is_empty() {
+                // Recorded by the sending task whatever becomes of this wait.
+                let _ = self.start_sending(due).await;
+            } else if !in_flight
+                || tokio::time::timeout(IN_FLIGHT_WAIT, finished)
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Sends claimed deliveries concurrently in a task of their own, so that they are
+    /// recorded even if whoever waits for them goes away.
+    fn start_sending(&self, due: Vec<OutgoingDelivery>) -> JoinHandle<Vec<WebhookAttempt>> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let client = simulator.inner.http.get_or_init(http_client).clone();
+            let mut sending = JoinSet::new();
+            for (index, delivery) in due.iter().cloned().enumerate() {
+                let client = client.clone();
+                sending.spawn(async move { (index, post(client, &delivery).await) });
+            }
+            let mut results: Vec<Option<AttemptResult>> = vec![None; due.len()];
+            while let Some(joined) = sending.join_next().await {
+                if let Ok((index, result)) = joined
+                    && let Some(slot) = results.get_mut(index)
+                {
+                    *slot = Some(result);
+                }
+            }
+            let attempts: Vec<WebhookAttempt> = {
+                let mut shared = simulator.lock();
+                due.iter()
+                    .zip(results)
+                    .map(|(delivery, result)| {
+                        let result = result.unwrap_or_else(|| AttemptResult {
+                            error: Some("the attempt's task failed".into()),
+                            ..AttemptResult::default()
+                        });
+                        shared.account.complete_delivery(delivery, result)
+                    })
+                    .collect()
+            };
+            simulator.inner.delivery_finished.notify_waiters();
+            attempts
+        })
+    }
+}
