@@ -592,6 +592,15 @@ impl Harness {
         .await
     }
 
+    async fn delete(&self, path: &str) -> Reply {
+        self.send(
+            self.http
+                .delete(format!("{}{path}", self.base))
+                .bearer_auth(SECRET),
+        )
+        .await
+    }
+
     async fn control(&self, path: &str, body: Value) -> Reply {
         self.send(
             self.http
@@ -1152,5 +1161,233 @@ async fn refunds_and_charges() {
         .await;
     assert_eq!(full.body["amount"], 2500);
     found.answer("refund", "POST /v1/refunds", &full);
+    found.assert_none();
+}
+
+/// A local HTTP server that answers 200 to every POST and hands over the bodies.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use poem::web::Data;
+    use poem::{EndpointExt, handler, post};
+
+    #[handler]
+    fn receive(
+        body: String,
+        sender: Data<&tokio::sync::mpsc::UnboundedSender<Value>>,
+    ) -> &'static str {
+        let event = serde_json::from_str(&body).unwrap_or_else(|_| json!({"not JSON": body}));
+        sender.send(event).ok();
+        "{}"
+    }
+
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let address = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .cloned()
+        .expect("a TCP address");
+    let app = Route::new().at("/hooks", post(receive).data(sender));
+    tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
+    (format!("http://{address}/hooks"), receiver)
+}
+
+/// The root schema an event's `data.object` should match, when it is one of them.
+fn event_object_schema(object: &Value) -> Option<&'static str> {
+    let kind = object["object"].as_str()?;
+    [
+        "charge",
+        "customer",
+        "payment_intent",
+        "payment_method",
+        "refund",
+        "setup_intent",
+    ]
+    .into_iter()
+    .find(|name| *name == kind)
+}
+
+impl Findings {
+    /// An event (from the API or a webhook): the event object, and its `data.object`
+    /// against the schema of what it is about.
+    fn event(&mut self, context: &str, event: &Value) {
+        self.object("event", context, event);
+        let object = &event["data"]["object"];
+        match event_object_schema(object) {
+            Some(name) => self.object(
+                name,
+                &format!("{context}: data.object of {}", event["type"]),
+                object,
+            ),
+            None => self.record(
+                &format!("{context}: data.object of {}", event["type"]),
+                vec![format!(
+                    "/data/object: a {} object, which this test has no schema for",
+                    object["object"]
+                )],
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_and_webhook_endpoints() {
+    let h = start().await;
+    let mut found = Findings::default();
+    let (url, mut deliveries) = webhook_receiver().await;
+
+    let created = h
+        .post(
+            "/v1/webhook_endpoints",
+            &[
+                ("url", &url),
+                ("enabled_events[]", "*"),
+                ("description", "fidelity"),
+                ("metadata[team]", "payments"),
+            ],
+        )
+        .await;
+    assert!(
+        created.body["secret"]
+            .as_str()
+            .is_some_and(|secret| secret.starts_with("whsec_"))
+    );
+    found.answer("webhook_endpoint", "POST /v1/webhook_endpoints", &created);
+    let endpoint = id(&created);
+    let read = h.get(&format!("/v1/webhook_endpoints/{endpoint}")).await;
+    found.answer(
+        "webhook_endpoint",
+        "GET /v1/webhook_endpoints/{webhook_endpoint}",
+        &read,
+    );
+    let updated = h
+        .post(
+            &format!("/v1/webhook_endpoints/{endpoint}"),
+            &[("description", "fidelity, updated")],
+        )
+        .await;
+    found.answer(
+        "webhook_endpoint",
+        "POST /v1/webhook_endpoints/{webhook_endpoint}",
+        &updated,
+    );
+    let listed = h.get("/v1/webhook_endpoints").await;
+    found.list("GET /v1/webhook_endpoints", &listed);
+
+    // Activity of every kind the simulator reports.
+    let customer = h.customer(&mut found).await;
+    h.post(
+        "/v1/payment_methods/pm_card_visa/attach",
+        &[("customer", &customer)],
+    )
+    .await;
+    let paid = h
+        .post(
+            "/v1/payment_intents",
+            &[
+                ("amount", "1000"),
+                ("currency", "usd"),
+                ("customer", &customer),
+                ("payment_method", "pm_card_visa"),
+                ("confirm", "true"),
+            ],
+        )
+        .await;
+    h.post(
+        "/v1/payment_intents",
+        &[
+            ("amount", "1000"),
+            ("currency", "usd"),
+            ("customer", &customer),
+            ("payment_method", "pm_card_chargeDeclined"),
+            ("confirm", "true"),
+        ],
+    )
+    .await;
+    h.post(
+        "/v1/payment_intents",
+        &[
+            ("amount", "1000"),
+            ("currency", "usd"),
+            ("customer", &customer),
+            ("payment_method", "pm_card_authenticationRequired"),
+            ("confirm", "true"),
+        ],
+    )
+    .await;
+    h.post(
+        "/v1/refunds",
+        &[("payment_intent", &id(&paid)), ("amount", "300")],
+    )
+    .await;
+    h.post(
+        "/v1/setup_intents",
+        &[
+            ("customer", &customer),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+        ],
+    )
+    .await;
+    h.post(
+        &format!("/v1/customers/{customer}"),
+        &[("name", "Jane Q. Doe")],
+    )
+    .await;
+
+    let events = h.get("/v1/events?limit=100").await;
+    found.list("GET /v1/events", &events);
+    let listed: Vec<Value> = events.body["data"].as_array().cloned().unwrap_or_default();
+    assert!(listed.len() >= 8, "few events: {}", events.body);
+    for event in &listed {
+        found.event(
+            &format!("event {} from GET /v1/events", event["type"]),
+            event,
+        );
+    }
+    let one = h
+        .get(&format!(
+            "/v1/events/{}",
+            listed[0]["id"].as_str().expect("id")
+        ))
+        .await;
+    found.answer("event", "GET /v1/events/{id}", &one);
+    let succeeded = h.get("/v1/events?type=payment_intent.succeeded").await;
+    found.list("GET /v1/events", &succeeded);
+
+    let report = h
+        .send(
+            h.http
+                .post(format!("{}/sim/control/stripe/webhooks/deliver", h.base))
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    let mut delivered = 0;
+    while delivered < listed.len() {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), deliveries.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{delivered} of {} events were delivered", listed.len()))
+            .expect("the receiver runs");
+        delivered += 1;
+        found.event(
+            &format!("event {} delivered by webhook", event["type"]),
+            &event,
+        );
+    }
+
+    let deleted = h.delete(&format!("/v1/webhook_endpoints/{endpoint}")).await;
+    found.answer(
+        "deleted_webhook_endpoint",
+        "DELETE /v1/webhook_endpoints/{webhook_endpoint}",
+        &deleted,
+    );
+    let missing = h.get(&format!("/v1/webhook_endpoints/{endpoint}")).await;
+    found.error(
+        "GET /v1/webhook_endpoints/{webhook_endpoint}",
+        404,
+        &missing,
+    );
     found.assert_none();
 }
