@@ -28,8 +28,8 @@
 //! - `newer_properties`: fields Stripe's newer objects have that the spec does not declare
 //!   are admitted, of the JSON type of Stripe's sample value or `null` (anything when the
 //!   sample is `null`; what is inside an object is not known);
-//! - `always_present`: a field of Stripe's newer sample that the simulator's object lacks
-//!   is a finding.
+//! - `always_present`: a field Stripe's newer samples always have at a place (any depth)
+//!   that the simulator's object lacks there is a finding.
 //!
 //! A finding names the object, the operation, the JSON pointer in the answer and the
 //! problem. The tests fail on findings: each is a difference from Stripe.
@@ -62,8 +62,12 @@ struct Schemas {
     operations: Map<String, Value>,
     /// The spec's `info.version`, for messages.
     version: String,
-    /// Root object → the fields Stripe's newer fixture of it has.
+    /// Schema location (`name` or `name#/pointer`) → the fields Stripe's newer fixtures
+    /// always have there.
     always_present: HashMap<String, Vec<String>>,
+    /// `components.schemas` as the subset has them, with the newer fields admitted: for
+    /// walking an answer alongside its schema.
+    raw: Map<String, Value>,
     /// The commit of stripe/openapi the fixtures come from.
     fixtures_commit: String,
     /// List operation → the object its `data` holds.
@@ -122,6 +126,7 @@ static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
             .unwrap_or("?")
             .to_owned(),
         list_items,
+        raw: raw.clone(),
         compiled: Mutex::new(HashMap::new()),
     }
 });
@@ -314,24 +319,75 @@ impl Schemas {
         problems(&validator, instance)
     }
 
-    /// The fields Stripe always sends in a `name` (per its newer fixtures) that `instance`
-    /// lacks, as problems at `pointer`.
+    /// The fields Stripe always sends (per its newer fixtures) that `instance`, a `name`,
+    /// lacks, at any depth, as problems at their pointers under `pointer`.
     fn check_present(&self, name: &str, pointer: &str, instance: &Value) -> Vec<String> {
-        let (Some(keys), Some(fields)) = (self.always_present.get(name), instance.as_object())
-        else {
-            return Vec::new();
+        let mut out = Vec::new();
+        let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+        self.present(String::new(), &reference, instance, pointer, &mut out, 0);
+        out
+    }
+
+    fn present(
+        &self,
+        location: String,
+        schema: &Value,
+        instance: &Value,
+        pointer: &str,
+        out: &mut Vec<String>,
+        depth: usize,
+    ) {
+        if depth > 32 {
+            return;
+        }
+        let Some((location, schema)) = object_schema(&self.raw, location, schema) else {
+            return;
         };
-        let pointer = if pointer.is_empty() { "/" } else { pointer };
-        keys.iter()
-            .filter(|key| !fields.contains_key(*key))
-            .map(|key| {
-                format!(
-                    "{pointer}: \"{key}\" is missing; Stripe always sends it \
-                     (openapi/fixtures3.json at {})",
-                    self.fixtures_commit
-                )
-            })
-            .collect()
+        match instance {
+            Value::Object(fields) => {
+                let name = location.trim_end_matches('#');
+                for key in self.always_present.get(name).into_iter().flatten() {
+                    if !fields.contains_key(key) {
+                        out.push(format!(
+                            "{}: \"{key}\" is missing; Stripe always sends it in a {name} \
+                             (openapi/fixtures3.json at {})",
+                            if pointer.is_empty() { "/" } else { pointer },
+                            self.fixtures_commit
+                        ));
+                    }
+                }
+                let Some(properties) = schema["properties"].as_object() else {
+                    return;
+                };
+                for (key, value) in fields {
+                    if let Some(property) = properties.get(key) {
+                        self.present(
+                            format!("{location}/properties/{}", escape(key)),
+                            property,
+                            value,
+                            &format!("{pointer}/{}", escape(key)),
+                            out,
+                            depth + 1,
+                        );
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(item_schema) = schema.get("items") {
+                    for (index, item) in items.iter().enumerate() {
+                        self.present(
+                            format!("{location}/items"),
+                            item_schema,
+                            item,
+                            &format!("{pointer}/{index}"),
+                            out,
+                            depth + 1,
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The problems with `instance` as the answer of `operation` (e.g. `GET /v1/customers`).
@@ -362,6 +418,38 @@ impl Schemas {
             }
         }
     }
+}
+
+/// The one object (or array) schema `schema` stands for, with its location, as
+/// `cargo xtask stripe-schemas` names locations: through a `$ref`, or the single such
+/// alternative of an `anyOf`; `None` for none or several (a polymorphic field).
+fn object_schema<'a>(
+    raw: &'a Map<String, Value>,
+    location: String,
+    schema: &'a Value,
+) -> Option<(String, &'a Value)> {
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        return object_schema(raw, format!("{name}#"), raw.get(name)?);
+    }
+    if schema.get("properties").is_some() || schema.get("items").is_some() {
+        return Some((location, schema));
+    }
+    let alternatives = schema["anyOf"].as_array()?;
+    let mut found = alternatives
+        .iter()
+        .enumerate()
+        .filter_map(|(index, alternative)| {
+            object_schema(raw, format!("{location}/anyOf/{index}"), alternative)
+        });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
 }
 
 fn problems(validator: &Validator, instance: &Value) -> Vec<String> {
@@ -485,12 +573,7 @@ impl Findings {
             reply.status, reply.body
         );
         let mut problems = SCHEMAS.check_object("error", &reply.body);
-        for object in ["payment_intent", "setup_intent", "payment_method"] {
-            let pointer = format!("/error/{object}");
-            if let Some(value) = reply.body.pointer(&pointer) {
-                problems.extend(SCHEMAS.check_present(object, &pointer, value));
-            }
-        }
+        problems.extend(SCHEMAS.check_present("error", "", &reply.body));
         self.record(&format!("error ({status}) from {operation}"), problems);
     }
 
@@ -504,14 +587,45 @@ impl Findings {
     #[track_caller]
     fn assert_none(self) {
         assert!(self.checked > 0, "nothing was checked");
-        assert!(
-            self.lines.is_empty(),
-            "the simulator differs from Stripe's OpenAPI schemas (API version {}) in {} place(s):\n{}",
+        if self.lines.is_empty() {
+            return;
+        }
+        // The same problem in many answers (or list items) is listed once first, with the
+        // number of times it was seen; every occurrence follows.
+        let mut distinct: Vec<(String, usize)> = Vec::new();
+        for line in self.lines.iter().filter(|line| line.starts_with(' ')) {
+            let normalized = line
+                .trim()
+                .split('/')
+                .map(|segment| {
+                    if !segment.is_empty() && segment.bytes().all(|byte| byte.is_ascii_digit()) {
+                        "*"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            match distinct.iter_mut().find(|(seen, _)| *seen == normalized) {
+                Some((_, count)) => *count += 1,
+                None => distinct.push((normalized, 1)),
+            }
+        }
+        panic!(
+            "the simulator differs from Stripe (OpenAPI schemas of API version {}, fixtures at {}) \
+             in {} answer(s); {} distinct problem(s):\n{}\n\nevery answer:\n{}",
             SCHEMAS.version,
+            SCHEMAS.fixtures_commit,
             self.lines
                 .iter()
                 .filter(|line| !line.starts_with(' '))
                 .count(),
+            distinct.len(),
+            distinct
+                .iter()
+                .map(|(problem, count)| format!("  {count:>3} × {problem}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             self.lines.join("\n")
         );
     }

@@ -40,8 +40,8 @@
 //!   schemas in the spec; the others are `$ref`s into `components.schemas`);
 //! - `info.version` (the API version the spec describes) and, under `x-stripeSubset`, the
 //!   source repository, commit and path;
-//! - with fixtures, `x-stripeFixtures`: their source; `always_present`, for each root, the
-//!   fields of Stripe's sample; `newer_properties`, by schema location (`charge`, or
+//! - with fixtures, `x-stripeFixtures`: their source; `always_present`, by schema location,
+//!   the fields of Stripe's samples there; `newer_properties`, by schema location (`charge`, or
 //!   `charge#/properties/refunds` inside one), the fields Stripe's samples have and the
 //!   schemas do not declare — fields added to the API after the spec's version when the
 //!   fixtures are newer — each with the JSON type of the sample's value, or `null` when the
@@ -429,32 +429,33 @@ fn references(schema: &Value, out: &mut Vec<String>) {
 /// `newer_properties`, per schema location, the fields the sample has and the schema does
 /// not declare (fields added to the API after the spec's version, when the fixtures are
 /// newer), each with the JSON type of the sample's value (`null` when that is `null`);
-/// `always_present`, per root object, the sample's fields.
+/// `always_present`, per schema location, the fields of the samples there (Stripe sends
+/// every field of an object it has, `null` when empty; optional fields are not in samples).
 fn fixture_overlay(schemas: &Map<String, Value>, fixtures: &Source) -> anyhow::Result<Value> {
     let resources = fixtures.document["resources"]
         .as_object()
         .context("the fixtures have no resources")?;
-    let mut newer = Newer::new();
-    let mut always_present = Map::new();
+    let mut found = Found::default();
     for root in ROOTS {
         let Some(sample) = resources.get(root) else {
             continue;
         };
-        let keys: BTreeSet<&String> = sample
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(key, _)| key)
-            .collect();
-        always_present.insert(root.to_owned(), json!(keys));
         let reference = json!({ "$ref": format!("{SCHEMA_PREFIX}{root}") });
-        compare(schemas, "", &reference, sample, &mut newer, 0);
+        compare(schemas, "", &reference, sample, &mut found, 0);
     }
     Ok(json!({
         "source": fixtures.describe(),
-        "newer_properties": newer,
-        "always_present": always_present,
+        "newer_properties": found.newer,
+        "always_present": found.present,
     }))
+}
+
+/// What the samples show, by schema location.
+#[derive(Default)]
+struct Found {
+    newer: Newer,
+    /// The fields every sample at a location has.
+    present: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Schema location → field → the JSON type of Stripe's sample value (`null` when the
@@ -480,7 +481,7 @@ fn compare(
     location: &str,
     schema: &Value,
     sample: &Value,
-    newer: &mut Newer,
+    found: &mut Found,
     depth: usize,
 ) {
     if depth > 32 {
@@ -494,10 +495,19 @@ fn compare(
             let Some(properties) = schema["properties"].as_object() else {
                 return;
             };
+            let keys: BTreeSet<String> = fields.keys().cloned().collect();
+            let name = location.trim_end_matches('#').to_owned();
+            match found.present.get_mut(&name) {
+                Some(seen) => seen.retain(|key| keys.contains(key)),
+                None => {
+                    found.present.insert(name, keys);
+                }
+            }
             for (key, value) in fields {
                 match properties.get(key) {
                     None => {
-                        let seen = newer
+                        let seen = found
+                            .newer
                             .entry(location.trim_end_matches('#').to_owned())
                             .or_default()
                             .entry(key.clone())
@@ -508,7 +518,7 @@ fn compare(
                     }
                     Some(property) => {
                         let inner = format!("{location}/properties/{}", escape(key));
-                        compare(schemas, &inner, property, value, newer, depth + 1);
+                        compare(schemas, &inner, property, value, found, depth + 1);
                     }
                 }
             }
@@ -517,7 +527,7 @@ fn compare(
             if let Some(item_schema) = schema.get("items") {
                 let inner = format!("{location}/items");
                 for item in items {
-                    compare(schemas, &inner, item_schema, item, newer, depth + 1);
+                    compare(schemas, &inner, item_schema, item, found, depth + 1);
                 }
             }
         }
@@ -696,6 +706,11 @@ mod tests {
         assert_eq!(
             overlay["always_present"]["payment_method"],
             json!(["allow_redisplay", "card", "id", "list"])
+        );
+        // Two samples of one schema: the fields both have.
+        assert_eq!(
+            overlay["always_present"]["payment_method_card"],
+            json!(["brand"])
         );
     }
 
