@@ -876,13 +876,11 @@ async fn payment_methods() {
             &[("metadata[label]", "main")],
         )
         .await;
-    if updated.status == 200 {
-        found.answer(
-            "payment_method",
-            "POST /v1/payment_methods/{payment_method}",
-            &updated,
-        );
-    }
+    found.answer(
+        "payment_method",
+        "POST /v1/payment_methods/{payment_method}",
+        &updated,
+    );
     let default = h
         .post(
             &format!("/v1/customers/{customer}"),
