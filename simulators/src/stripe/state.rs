@@ -416,8 +416,16 @@ pub(super) fn empty_billing_details() -> Value {
     })
 }
 
-fn card_options() -> Value {
+/// A payment intent's `payment_method_options`.
+fn payment_intent_card_options() -> Value {
     json!({"card": {"installments": null, "mandate_options": null, "network": null,
+                     "request_three_d_secure": "automatic"}})
+}
+
+/// A setup intent's `payment_method_options`: a setup intent's card options have no
+/// `installments` (those are a payment's).
+fn setup_intent_card_options() -> Value {
+    json!({"card": {"mandate_options": null, "network": null,
                      "request_three_d_secure": "automatic"}})
 }
 
@@ -876,7 +884,7 @@ impl Account {
             },
             payment_method,
             payment_method_configuration_details: None,
-            payment_method_options: card_options(),
+            payment_method_options: payment_intent_card_options(),
             payment_method_types: if new.payment_method_types.is_empty() {
                 vec!["card".to_owned()]
             } else {
@@ -1416,7 +1424,7 @@ impl Account {
             },
             payment_method,
             payment_method_configuration_details: None,
-            payment_method_options: card_options(),
+            payment_method_options: setup_intent_card_options(),
             payment_method_types: if new.payment_method_types.is_empty() {
                 vec!["card".to_owned()]
             } else {
