@@ -412,7 +412,7 @@ pub(super) fn empty_billing_details() -> Value {
     json!({
         "address": {"city": null, "country": null, "line1": null, "line2": null,
                      "postal_code": null, "state": null},
-        "email": null, "name": null, "phone": null
+        "email": null, "name": null, "phone": null, "tax_id": null
     })
 }
 
