@@ -5,6 +5,7 @@ mod bench_renewals;
 mod openapi;
 mod sdk;
 mod sdk_check;
+mod stripe_schemas;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -47,9 +48,37 @@ enum Task {
         #[arg(long, value_delimiter = ',', default_values_t = [1000, 10000])]
         subscribers: Vec<u32>,
     },
+    /// Extract from Stripe's published OpenAPI document the schemas the Stripe simulator's
+    /// fidelity test checks against (simulators/tests/fixtures/stripe-openapi-subset.json).
+    /// Where to get the spec: see xtask/src/stripe_schemas.rs.
+    StripeSchemas {
+        /// The spec: a downloaded spec3.json/spec3.yaml (with --commit), or
+        /// git:<git-dir>@<revision>:<path> to read it from a clone of stripe/openapi.
+        #[arg(long)]
+        spec: String,
+        /// The stripe/openapi commit a downloaded spec came from (40 hex digits).
+        #[arg(long)]
+        commit: Option<String>,
+        /// The downloaded spec's path in stripe/openapi [default: openapi/spec3.json].
+        #[arg(long)]
+        path: Option<String>,
+        /// Stripe's fixtures3.json, in the same two forms, to note the fields Stripe's objects
+        /// have beyond the spec (when the fixtures are newer).
+        #[arg(long)]
+        fixtures: Option<String>,
+        /// The stripe/openapi commit downloaded fixtures came from.
+        #[arg(long)]
+        fixtures_commit: Option<String>,
+        /// The downloaded fixtures' path [default: openapi/fixtures3.json].
+        #[arg(long)]
+        fixtures_path: Option<String>,
+        /// Fail if the committed subset differs from what the inputs give, instead of writing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Drive the simulators with the providers' official client libraries.
     SdkCheck {
-        /// Which: cognito.
+        /// Which: cognito, stripe.
         #[arg(required = true)]
         which: Vec<String>,
     },
@@ -130,6 +159,29 @@ async fn main() -> anyhow::Result<()> {
             connections,
             subscribers,
         } => bench::run(seconds, connections, &subscribers).await,
+        Task::StripeSchemas {
+            spec,
+            commit,
+            path,
+            fixtures,
+            fixtures_commit,
+            fixtures_path,
+            check,
+        } => stripe_schemas::run(
+            stripe_schemas::Input {
+                source: &spec,
+                commit: commit.as_deref(),
+                path: path.as_deref(),
+                default_path: "openapi/spec3.json",
+            },
+            fixtures.as_deref().map(|source| stripe_schemas::Input {
+                source,
+                commit: fixtures_commit.as_deref(),
+                path: fixtures_path.as_deref(),
+                default_path: "openapi/fixtures3.json",
+            }),
+            check,
+        ),
         Task::SdkCheck { which } => sdk::run(&which).await,
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::{run_command, sdk_check, start_simulator_mode, workspace_root};
 
-const KNOWN: [&str; 1] = ["cognito"];
+const KNOWN: [&str; 2] = ["cognito", "stripe"];
 
 /// Creates (once) the virtualenv with the pinned SDKs and returns its interpreter.
 fn virtualenv() -> anyhow::Result<PathBuf> {
@@ -54,6 +54,16 @@ pub async fn run(which: &[String]) -> anyhow::Result<()> {
             )
             .context("sdk-check cognito")?;
             println!("sdk-check cognito: ok");
+        }
+        if wanted.iter().any(|name| name == "stripe") {
+            sdk_check::stripe(
+                &python,
+                &config.urls.sim_stripe,
+                &config.stripe.secret_key,
+                &config.urls.sim_control,
+            )
+            .context("sdk-check stripe")?;
+            println!("sdk-check stripe: ok");
         }
         Ok(())
     })

@@ -39,3 +39,31 @@ pub fn cognito(
     }
     Ok(())
 }
+
+/// Stripe's `stripe` library (a `StripeClient` whose only difference from production is its
+/// API base) against the Stripe simulator: customers, a payment intent confirmed with
+/// `pm_card_visa`, declined cards raising `CardError`, a setup intent, partial and full
+/// refunds, the field names of every object against the library's classes, and webhooks: an
+/// endpoint on a local HTTP server, deliveries triggered through the control surface
+/// (`{control_url}/stripe/webhooks/deliver`) and verified with
+/// `stripe.Webhook.construct_event`, tampering refused. Progress goes to this process's
+/// output; a failed step fails with the script's message above it.
+pub fn stripe(
+    python: &Path,
+    api_base: &str,
+    secret_key: &str,
+    control_url: &str,
+) -> anyhow::Result<()> {
+    let script = script("stripe_check.py");
+    let status = Command::new(python)
+        .arg(&script)
+        .args(["--api-base", api_base])
+        .args(["--secret-key", secret_key])
+        .args(["--control-url", control_url])
+        .status()
+        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!("the stripe library check against {api_base} failed ({status})");
+    }
+    Ok(())
+}

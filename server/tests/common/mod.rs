@@ -16,6 +16,8 @@ pub struct TestApp {
     pub server: SimServer,
     pub http: reqwest::Client,
     pub data_dir: PathBuf,
+    /// The database the server runs on, for a second replica or a direct look.
+    pub database_url: String,
 }
 
 fn scratch_dir() -> PathBuf {
@@ -53,10 +55,14 @@ impl TestApp {
 
     pub async fn start_with_limit(device_limit: u32) -> Self {
         let data_dir = scratch_dir();
+        let postgres = fresh_postgres_database().await;
+        let database_url = postgres
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("boxoffice.sqlite").display()));
         let server = SimServer::start(SimOptions {
             addr: "127.0.0.1:0".into(),
             data_dir: data_dir.clone(),
-            database_url: fresh_postgres_database().await,
+            database_url: postgres,
             device_limit,
             ..SimOptions::default()
         })
@@ -69,6 +75,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             data_dir,
+            database_url,
         }
     }
 

@@ -541,6 +541,7 @@ fn new_payment_method(
             let email = details.string("email")?;
             let name = details.string("name")?;
             let phone = details.string("phone")?;
+            let tax_id = details.string("tax_id")?;
             let address = match details.hash("address")? {
                 Some(address) => address.into_string_map()?,
                 None => Metadata::new(),
@@ -551,7 +552,7 @@ fn new_payment_method(
                 "address": {"city": field("city"), "country": field("country"),
                             "line1": field("line1"), "line2": field("line2"),
                             "postal_code": field("postal_code"), "state": field("state")},
-                "email": email, "name": name, "phone": phone
+                "email": email, "name": name, "phone": phone, "tax_id": tax_id
             }))
         }
         None => None,

@@ -3,12 +3,19 @@
 
 use sha2::{Digest, Sha256};
 
-/// Why a card is refused, as Stripe reports it (`code`, `decline_code`, `message`).
+/// Why a card is refused, as Stripe reports it (`code`, `decline_code`, `message`), and
+/// what the declined charge's `outcome` says about it (`advice_code`,
+/// `network_decline_code`; `null` where the simulator does not know Stripe's value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decline {
     pub code: String,
     pub decline_code: String,
     pub message: String,
+    /// `outcome.advice_code`: `try_again_later`, `do_not_try_again` or
+    /// `confirm_card_data`.
+    pub advice_code: Option<&'static str>,
+    /// `outcome.network_decline_code`: the card network's own code (ISO 8583).
+    pub network_decline_code: Option<&'static str>,
 }
 
 impl Decline {
@@ -17,24 +24,40 @@ impl Decline {
             code: code.into(),
             decline_code: decline_code.into(),
             message: message.into(),
+            advice_code: None,
+            network_decline_code: None,
         }
     }
 
-    /// `card_declined` / `generic_decline`.
+    fn with_network(
+        mut self,
+        advice_code: &'static str,
+        network_decline_code: &'static str,
+    ) -> Self {
+        self.advice_code = Some(advice_code);
+        self.network_decline_code = Some(network_decline_code);
+        self
+    }
+
+    /// `card_declined` / `generic_decline`; Stripe's test card's charge says
+    /// `try_again_later` and the network's `01`.
     pub fn generic() -> Self {
         Self::new(
             "card_declined",
             "generic_decline",
             "Your card was declined.",
         )
+        .with_network("try_again_later", "01")
     }
 
+    /// `card_declined` / `insufficient_funds`; the network's code is `51`.
     pub fn insufficient_funds() -> Self {
         Self::new(
             "card_declined",
             "insufficient_funds",
             "Your card has insufficient funds.",
         )
+        .with_network("try_again_later", "51")
     }
 
     pub fn expired_card() -> Self {
@@ -55,6 +78,7 @@ impl Decline {
     /// Stripe's generic message for any other.
     pub fn from_decline_code(decline_code: &str) -> Self {
         match decline_code {
+            "generic_decline" => Self::generic(),
             "insufficient_funds" => Self::insufficient_funds(),
             "expired_card" => Self::expired_card(),
             "authentication_required" => Self::authentication_required(),
@@ -204,5 +228,15 @@ mod tests {
             card_for_number("5555555555554444").unwrap().brand,
             "mastercard"
         );
+    }
+
+    #[test]
+    fn the_control_surfaces_generic_decline_is_the_test_cards() {
+        assert_eq!(
+            Decline::from_decline_code("generic_decline"),
+            Decline::generic()
+        );
+        assert_eq!(Decline::generic().network_decline_code, Some("01"));
+        assert_eq!(Decline::from_decline_code("do_not_honor").advice_code, None);
     }
 }

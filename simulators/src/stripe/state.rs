@@ -412,13 +412,32 @@ pub(super) fn empty_billing_details() -> Value {
     json!({
         "address": {"city": null, "country": null, "line1": null, "line2": null,
                      "postal_code": null, "state": null},
-        "email": null, "name": null, "phone": null
+        "email": null, "name": null, "phone": null, "tax_id": null
     })
 }
 
-fn card_options() -> Value {
+/// A payment intent's `payment_method_options`.
+fn payment_intent_card_options() -> Value {
     json!({"card": {"installments": null, "mandate_options": null, "network": null,
                      "request_three_d_secure": "automatic"}})
+}
+
+/// A setup intent's `payment_method_options`: a setup intent's card options have no
+/// `installments` (those are a payment's).
+fn setup_intent_card_options() -> Value {
+    json!({"card": {"mandate_options": null, "network": null,
+                     "request_three_d_secure": "automatic"}})
+}
+
+/// `length` random decimal digits, the first not zero.
+fn random_digits(length: usize) -> String {
+    let mut rng = rand::rng();
+    (0..length)
+        .map(|index| {
+            let low = u32::from(index == 0);
+            char::from_digit(rng.random_range(low..10), 10).unwrap_or('0')
+        })
+        .collect()
 }
 
 fn empty_to_none(value: String) -> Option<String> {
@@ -699,7 +718,8 @@ impl Account {
                 generated_from: None,
                 last4: test_card.last4,
                 networks: json!({"available": [test_card.brand], "preferred": null}),
-                regulated_status: None,
+                // Stripe's test cards are credit cards, never a regulated debit card.
+                regulated_status: Some("unregulated".to_owned()),
                 three_d_secure_usage: json!({"supported": true}),
                 wallet: None,
                 behavior: test_card.behavior,
@@ -876,7 +896,7 @@ impl Account {
             },
             payment_method,
             payment_method_configuration_details: None,
-            payment_method_options: card_options(),
+            payment_method_options: payment_intent_card_options(),
             payment_method_types: if new.payment_method_types.is_empty() {
                 vec!["card".to_owned()]
             } else {
@@ -1298,10 +1318,15 @@ impl Account {
         let seq = self.next_seq();
         let succeeded = decline.is_none();
         let outcome = match decline {
-            None => json!({"network_status": "approved_by_network", "reason": null,
+            None => json!({"advice_code": null, "network_advice_code": null,
+                           "network_decline_code": null,
+                           "network_status": "approved_by_network", "reason": null,
                            "risk_level": "normal", "seller_message": "Payment complete.",
                            "type": "authorized"}),
-            Some(decline) => json!({"network_status": "declined_by_network",
+            Some(decline) => json!({"advice_code": decline.advice_code,
+                                    "network_advice_code": null,
+                                    "network_decline_code": decline.network_decline_code,
+                                    "network_status": "declined_by_network",
                                     "reason": decline.decline_code, "risk_level": "normal",
                                     "seller_message": "The bank did not return any further details with this decline.",
                                     "type": "issuer_declined"}),
@@ -1347,11 +1372,25 @@ impl Account {
             paid: succeeded,
             payment_intent: Some(intent.to_owned()),
             payment_method: Some(method.id.clone()),
+            // As Stripe's test mode reports a card payment sent to the network: an
+            // authorization code and a network transaction id whether or not the issuer
+            // approved it, the amount authorized only when it did, and none of the
+            // authorization features (extended, incremental, multicapture, overcapture).
             payment_method_details: json!({"card": {
+                "amount_authorized": if succeeded { Some(amount) } else { None },
+                "authorization_code": random_digits(6),
                 "brand": card.brand, "checks": card.checks, "country": card.country,
                 "exp_month": card.exp_month, "exp_year": card.exp_year,
-                "fingerprint": card.fingerprint, "funding": card.funding, "last4": card.last4,
-                "network": card.brand, "three_d_secure": null, "wallet": null},
+                "extended_authorization": {"status": "disabled"},
+                "fingerprint": card.fingerprint, "funding": card.funding,
+                "incremental_authorization": {"status": "unavailable"},
+                "installments": null, "last4": card.last4, "mandate": null,
+                "multicapture": {"status": "unavailable"},
+                "network": card.brand, "network_token": {"used": false},
+                "network_transaction_id": random_digits(15),
+                "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
+                "regulated_status": card.regulated_status,
+                "three_d_secure": null, "transaction_link_id": null, "wallet": null},
                 "type": "card"}),
             refunded: false,
             refunds: Value::Null,
@@ -1416,7 +1455,7 @@ impl Account {
             },
             payment_method,
             payment_method_configuration_details: None,
-            payment_method_options: card_options(),
+            payment_method_options: setup_intent_card_options(),
             payment_method_types: if new.payment_method_types.is_empty() {
                 vec!["card".to_owned()]
             } else {
@@ -1920,5 +1959,64 @@ mod tests {
             account.payment_intent(&intent.id).unwrap().status,
             IntentStatus::RequiresPaymentMethod
         );
+    }
+
+    /// The charge of a confirmation with `pm`: its card details and outcome.
+    fn charge_of(pm: &str) -> (Value, Value) {
+        let mut account = Account::default();
+        let intent = account
+            .create_payment_intent(
+                NewPaymentIntent {
+                    amount: 2500,
+                    currency: "usd".into(),
+                    ..NewPaymentIntent::default()
+                },
+                now(),
+            )
+            .unwrap();
+        let _ = account.confirm_payment_intent(
+            &intent.id,
+            Confirmation {
+                payment_method: Some(pm.into()),
+                ..Confirmation::default()
+            },
+            now(),
+        );
+        let charge = account.charges.values().next().expect("a charge");
+        (
+            charge.payment_method_details["card"].clone(),
+            charge.outcome.clone(),
+        )
+    }
+
+    #[test]
+    fn charges_report_the_card_authorization_as_stripe_test_mode_does() {
+        let (card, outcome) = charge_of("pm_card_visa");
+        assert_eq!(card["amount_authorized"], 2500);
+        assert_eq!(card["authorization_code"].as_str().unwrap().len(), 6);
+        assert_eq!(card["network_transaction_id"].as_str().unwrap().len(), 15);
+        assert_eq!(
+            card["extended_authorization"],
+            json!({"status": "disabled"})
+        );
+        assert_eq!(
+            card["incremental_authorization"],
+            json!({"status": "unavailable"})
+        );
+        assert_eq!(card["multicapture"], json!({"status": "unavailable"}));
+        assert_eq!(card["network_token"], json!({"used": false}));
+        assert_eq!(
+            card["overcapture"],
+            json!({"maximum_amount_capturable": 2500, "status": "unavailable"})
+        );
+        assert_eq!(card["regulated_status"], "unregulated");
+        assert!(card["transaction_link_id"].is_null() && card["installments"].is_null());
+        assert!(outcome["advice_code"].is_null() && outcome["network_decline_code"].is_null());
+
+        let (card, outcome) = charge_of("pm_card_chargeDeclined");
+        assert!(card["amount_authorized"].is_null());
+        assert_eq!(outcome["advice_code"], "try_again_later");
+        assert_eq!(outcome["network_decline_code"], "01");
+        assert!(outcome["network_advice_code"].is_null());
     }
 }
