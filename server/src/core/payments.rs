@@ -577,9 +577,9 @@ impl Core {
                 self.complete_basket(&basket, Some(intent), None).await
             }
             PaymentIntentStatus::Canceled => {
-                if basket.price.is_some_and(|price| price.minor_units > 0) {
-                    self.store.cancel_basket(&basket.id, self.now()).await?;
-                }
+                // Only an open basket is marked abandoned: a 100 % discount cancels its intent
+                // after completing the basket.
+                self.store.cancel_basket(&basket.id, self.now()).await?;
                 Ok(())
             }
             _ => {
