@@ -385,23 +385,6 @@ impl Store {
         row.as_ref().map(subscription_from_row).transpose()
     }
 
-    pub async fn subscription_by_origin(
-        &self,
-        provider: PaymentProvider,
-        origin_reference: &str,
-    ) -> Result<Option<Subscription>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            subscription_columns!(),
-            " FROM subscriptions WHERE provider = $1 AND origin_reference = $2"
-        ))
-        .bind(provider.as_str())
-        .bind(origin_reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(subscription_from_row).transpose()
-    }
-
     /// The customer's subscriptions, newest first.
     pub async fn subscriptions_of(
         &self,
