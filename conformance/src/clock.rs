@@ -33,4 +33,29 @@ impl ClockClient {
             .as_i64()
             .ok_or_else(|| exchange.fail("the clock reading has no epochMillis"))
     }
+
+    /// Sets the clock to a later instant (milliseconds since the epoch).
+    pub async fn set_to(&self, epoch_millis: i64) -> Step<i64> {
+        let instant = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(epoch_millis)
+            .ok_or_else(|| crate::step::fail(format!("{epoch_millis} ms is not a time")))?;
+        let exchange = self
+            .http
+            .post(self.url.clone())
+            .json(&json!({ "setTo": instant }))
+            .send()
+            .await?;
+        let reading = exchange.expect_json(200)?;
+        reading["epochMillis"]
+            .as_i64()
+            .ok_or_else(|| exchange.fail("the clock reading has no epochMillis"))
+    }
+
+    /// The clock's reading in milliseconds since the epoch.
+    pub async fn now(&self) -> Step<i64> {
+        let exchange = self.http.get(self.url.clone()).send().await?;
+        let reading = exchange.expect_json(200)?;
+        reading["epochMillis"]
+            .as_i64()
+            .ok_or_else(|| exchange.fail("the clock reading has no epochMillis"))
+    }
 }

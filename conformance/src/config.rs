@@ -34,6 +34,20 @@ pub struct TargetConfig {
     pub test_users: Vec<TestUser>,
     #[serde(default)]
     pub fixtures: Fixtures,
+    /// The Stripe account the server uses, when its simulator is reachable.
+    #[serde(default)]
+    pub stripe: Option<StripeDetails>,
+}
+
+/// The Stripe (simulator) account's keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StripeDetails {
+    pub publishable_key: String,
+    pub secret_key: String,
+    /// The signing secret of the server's `/webhooks/stripe` endpoint.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
 }
 
 fn default_device_limit() -> u32 {
@@ -59,6 +73,9 @@ pub struct ConfiguredUrls {
     /// The virtual clock (`GET`/`POST`).
     #[serde(default)]
     pub sim_clock: Option<String>,
+    /// The Stripe simulator's API base (`{simStripe}/v1/...`).
+    #[serde(default)]
+    pub sim_stripe: Option<String>,
 }
 
 /// The user pool CloudPay trusts.
@@ -117,6 +134,12 @@ pub struct Fixtures {
     pub geo_allowed_countries: Vec<String>,
     #[serde(default)]
     pub geo_denied_country: Option<String>,
+    /// A multi-use code for 50 % off any web package.
+    #[serde(default)]
+    pub discount_half_code: Option<String>,
+    /// A multi-use code for 100 % off the monthly package.
+    #[serde(default)]
+    pub discount_full_code: Option<String>,
 }
 
 /// Where the configuration was read.
@@ -176,6 +199,12 @@ pub struct Endpoints {
     pub clock: Option<Url>,
     /// The SSO pool's public keys.
     pub jwks: Option<Url>,
+    /// The control surface (`{simControl}/stripe/...`, `{simControl}/discounts`).
+    pub control: Option<Url>,
+    /// The Stripe simulator's API base.
+    pub stripe: Option<Url>,
+    /// The server's provider notification receivers (`{base}/webhooks`).
+    pub webhooks: Url,
 }
 
 /// What this target lets the scenarios do beyond CloudPay itself. Scenarios that need a
@@ -190,6 +219,9 @@ pub struct Capabilities {
     pub token_minting: bool,
     /// Time can be moved forward.
     pub clock: bool,
+    /// The Stripe customer can be played: intents confirmed, charges failed, refunds made
+    /// (the Stripe simulator and its control surface, with the account's keys).
+    pub stripe_customer: bool,
 }
 
 impl Capabilities {
@@ -219,6 +251,11 @@ impl Capabilities {
                 "urls.simControl",
             ),
             line(self.clock, "move the virtual clock", "urls.simClock"),
+            line(
+                self.stripe_customer,
+                "play the Stripe customer",
+                "urls.simStripe, urls.simControl and stripe.secretKey",
+            ),
         ]
     }
 }
@@ -294,6 +331,8 @@ impl Target {
         let sso = optional("urls.simSso", &config.urls.sim_sso)?;
         let control = optional("urls.simControl", &config.urls.sim_control)?;
         let clock = optional("urls.simClock", &config.urls.sim_clock)?;
+        let stripe = optional("urls.simStripe", &config.urls.sim_stripe)?;
+        let webhooks = join(&base_url, "/webhooks");
         let jwks = optional(
             "sso.jwksUrl",
             &config.sso.as_ref().and_then(|sso| sso.jwks_url.clone()),
@@ -308,15 +347,19 @@ impl Target {
             id_tokens: sso.is_some() && app_client,
             token_minting: control.is_some(),
             clock: clock.is_some(),
+            stripe_customer: stripe.is_some() && control.is_some() && config.stripe.is_some(),
         };
         Ok(Target {
             base_url,
             endpoints: Endpoints {
                 cloudpay,
                 sso,
-                sso_token_minting: control.map(|control| join(&control, "/sso/tokens")),
+                sso_token_minting: control.as_ref().map(|control| join(control, "/sso/tokens")),
                 clock,
                 jwks,
+                control,
+                stripe,
+                webhooks,
             },
             config,
             source,
@@ -407,7 +450,8 @@ mod tests {
                 sign_up: false,
                 id_tokens: false,
                 token_minting: false,
-                clock: false
+                clock: false,
+                stripe_customer: false,
             }
         );
     }
@@ -459,7 +503,8 @@ mod tests {
                 sign_up: false,
                 id_tokens: false,
                 token_minting: false,
-                clock: false
+                clock: false,
+                stripe_customer: false,
             }
         );
     }

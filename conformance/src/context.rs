@@ -120,6 +120,32 @@ impl Context {
         self.minter.is_some()
     }
 
+    /// The Stripe customer's side (the Stripe simulator), or a skip.
+    pub fn stripe(&self) -> Step<crate::stripe::StripePlayer> {
+        let endpoints = &self.target.endpoints;
+        match (&endpoints.stripe, &endpoints.control, &self.config().stripe) {
+            (Some(api), Some(control), Some(details)) => Ok(crate::stripe::StripePlayer::new(
+                self.http.clone(),
+                api.clone(),
+                control.clone(),
+                details,
+                endpoints.webhooks.clone(),
+            )),
+            _ => Err(skip(
+                "needs the Stripe simulator: urls.simStripe, urls.simControl and stripe keys",
+            )),
+        }
+    }
+
+    /// The control surface's base URL, or a skip.
+    pub fn control(&self) -> Step<&url::Url> {
+        self.target
+            .endpoints
+            .control
+            .as_ref()
+            .ok_or_else(|| skip("needs the control surface: the config has no urls.simControl"))
+    }
+
     /// The virtual clock, or a skip.
     pub fn clock(&self) -> Step<&ClockClient> {
         self.clock

@@ -3,8 +3,9 @@
 //!
 //! Layers, bottom up:
 //! - [`config`]: what the target is and offers, from `GET /sim/control/config` or a file;
-//! - [`http`], [`cloudpay`], [`sso`], [`clock`], [`jwt`]: clients for the façade (with its
-//!   four credential carriers), the identity provider, the virtual clock, and token forgery;
+//! - [`http`], [`cloudpay`], [`sso`], [`clock`], [`jwt`], [`stripe`]: clients for the façade
+//!   (with its four credential carriers), the identity provider, the virtual clock, token
+//!   forgery, and the Stripe customer's side;
 //! - [`checks`]: the documented wire shapes, member by member;
 //! - [`context`], [`scenario`], [`scenarios`]: the flows, one module per area;
 //! - [`runner`], [`report`]: running them one by one, the human summary and JUnit XML.
@@ -25,6 +26,7 @@ pub mod scenario;
 pub mod scenarios;
 pub mod sso;
 pub mod step;
+pub mod stripe;
 
 pub use config::{ConfigError, ConfigSource, Target, TargetConfig};
 pub use context::Context;

@@ -34,7 +34,8 @@ async fn every_scenario_passes_against_simulator_mode() {
             sign_up: true,
             id_tokens: true,
             token_minting: true,
-            clock: true
+            clock: true,
+            stripe_customer: true,
         }
     );
 

@@ -10,6 +10,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handle
 use serde_json::json;
 
 use crate::api::cloudpay::{self, CloudPaySettings};
+use crate::api::webhooks;
 use crate::core::Core;
 
 /// Request bodies larger than this are refused with 413 before any handler reads them.
@@ -67,10 +68,20 @@ async fn close_after_unread_body(response: Response) -> Response {
     }
 }
 
-/// The server's own routes (`/healthz`, `/cloudpay`), ready to nest more beside them.
-pub fn server_routes(core: Arc<Core>, cloudpay_settings: CloudPaySettings) -> Route {
+/// The server's own routes (`/healthz`, `/cloudpay`, `/webhooks`), ready to nest more
+/// beside them. `public_url` is where clients reach this server.
+pub fn server_routes(
+    core: Arc<Core>,
+    public_url: &str,
+    cloudpay_settings: CloudPaySettings,
+) -> Route {
+    let webhooks_url = format!("{}/webhooks", public_url.trim_end_matches('/'));
     Route::new()
         .at("/healthz", healthz.data(core.clone()))
+        .nest(
+            "/webhooks",
+            webhooks::routes(core.clone(), &webhooks_url).around(limit_body),
+        )
         .nest(
             "/cloudpay",
             cloudpay::routes(core, cloudpay_settings)

@@ -9,11 +9,14 @@ use serde::Deserialize;
 use crate::api::cloudpay::CloudPaySettings;
 use crate::core::identity::{ClaimsMap, SigningKeys};
 use crate::core::model::{
-    Currency, CustomField, IapProduct, MetadataItem, Money, Package, Period, PeriodUnit,
-    SalesChannel, StorePlatform,
+    Currency, CustomField, Discount, DiscountValue, IapProduct, MetadataItem, Money, Package,
+    Period, PeriodUnit, SalesChannel, StorePlatform,
 };
-use crate::core::{CatalogueSeed, Country, IdentitySettings, PlaybackSettings, SessionSettings};
+use crate::core::{
+    CatalogueSeed, Country, IdentitySettings, PaymentSettings, PlaybackSettings, SessionSettings,
+};
 use crate::providers::sso::CognitoAppClient;
+use crate::providers::stripe::{StripeClient, StripeSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -44,6 +47,52 @@ pub struct ConfigFile {
     pub cloudpay: CloudPayConfig,
     #[serde(default)]
     pub catalogue: CatalogueConfig,
+    /// Web payments; without this section checkout answers 503.
+    pub stripe: Option<StripeConfig>,
+    #[serde(default)]
+    pub billing: BillingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeConfig {
+    /// `https://api.stripe.com`, or a Stripe simulator's base URL.
+    #[serde(default = "default_stripe_api_base")]
+    pub api_base: String,
+    pub secret_key: String,
+    pub publishable_key: String,
+    /// The signing secret (`whsec_…`) of the webhook endpoint registered for
+    /// `{public_url}/webhooks/stripe`.
+    pub webhook_secret: String,
+    #[serde(default = "default_webhook_tolerance")]
+    pub webhook_tolerance_seconds: i64,
+}
+
+fn default_stripe_api_base() -> String {
+    "https://api.stripe.com".into()
+}
+
+fn default_webhook_tolerance() -> i64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// Days after a period end at which a failed renewal is retried; after the last one
+    /// fails the subscription expires.
+    pub renewal_retry_days: Vec<u32>,
+    /// The `x-api-key` of `POST /cloudpay/discount/streamamg/sync`.
+    pub discount_sync_api_key: Option<String>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            renewal_retry_days: vec![1, 3, 7],
+            discount_sync_api_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +196,91 @@ impl Default for CloudPayConfig {
 pub struct CatalogueConfig {
     pub custom_fields: Vec<CustomFieldConfig>,
     pub packages: Vec<PackageConfig>,
+    pub discounts: Vec<DiscountConfig>,
+}
+
+/// A discount code: exactly one of `percent_off` and `amount_off` (minor units, with
+/// `currency`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscountConfig {
+    pub id: String,
+    pub code: String,
+    pub percent_off: Option<u32>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub single_use: bool,
+    /// RFC 3339, e.g. `2026-01-01T00:00:00Z`.
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    /// Package ids the code applies to; empty for all.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    #[serde(default = "default_active")]
+    pub active: bool,
+}
+
+fn default_active() -> bool {
+    true
+}
+
+impl DiscountConfig {
+    pub fn to_discount(&self) -> Result<Discount, ConfigError> {
+        let invalid = |what: String| ConfigError::Invalid(format!("discount {}: {what}", self.id));
+        let value = match (self.percent_off, self.amount_off) {
+            (Some(percent), None) if (1..=100).contains(&percent) => {
+                DiscountValue::Percent(percent)
+            }
+            (Some(percent), None) => {
+                return Err(invalid(format!("percent_off {percent} is not 1 to 100")));
+            }
+            (None, Some(amount)) if amount > 0 => {
+                let code = self
+                    .currency
+                    .as_deref()
+                    .ok_or_else(|| invalid("amount_off needs a currency".into()))?;
+                DiscountValue::Fixed(Money {
+                    minor_units: amount,
+                    currency: Currency::parse(code)
+                        .ok_or_else(|| invalid(format!("unknown currency {code}")))?,
+                })
+            }
+            (None, Some(amount)) => {
+                return Err(invalid(format!("amount_off {amount} is not positive")));
+            }
+            _ => {
+                return Err(invalid(
+                    "needs exactly one of percent_off and amount_off".into(),
+                ));
+            }
+        };
+        let time =
+            |text: &Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>, ConfigError> {
+                text.as_deref()
+                    .map(|text| {
+                        chrono::DateTime::parse_from_rfc3339(text)
+                            .map(|time| time.with_timezone(&chrono::Utc))
+                            .map_err(|error| {
+                                invalid(format!("{text} is not an RFC 3339 time: {error}"))
+                            })
+                    })
+                    .transpose()
+            };
+        if self.code.trim().is_empty() {
+            return Err(invalid("the code is empty".into()));
+        }
+        Ok(Discount {
+            id: self.id.clone(),
+            code: self.code.trim().to_ascii_uppercase(),
+            value,
+            single_use: self.single_use,
+            valid_from: time(&self.valid_from)?,
+            valid_until: time(&self.valid_until)?,
+            active: self.active,
+            package_ids: self.packages.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +432,15 @@ impl CatalogueConfig {
     }
 }
 
+impl BillingConfig {
+    pub fn renewal_retries(&self) -> Vec<Duration> {
+        self.renewal_retry_days
+            .iter()
+            .map(|days| Duration::from_secs(u64::from(*days) * 24 * 60 * 60))
+            .collect()
+    }
+}
+
 impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
@@ -360,6 +503,29 @@ impl ConfigFile {
                 client_id: cognito.client_id.clone(),
                 client_secret: cognito.client_secret.clone(),
             }),
+        })
+    }
+
+    pub fn payment_settings(&self) -> Result<PaymentSettings, ConfigError> {
+        Ok(PaymentSettings {
+            stripe: self.stripe.as_ref().map(|stripe| {
+                StripeClient::new(StripeSettings {
+                    api_base: stripe.api_base.clone(),
+                    secret_key: stripe.secret_key.clone(),
+                    publishable_key: stripe.publishable_key.clone(),
+                    webhook_secret: stripe.webhook_secret.clone(),
+                    webhook_tolerance_seconds: stripe.webhook_tolerance_seconds,
+                    hosted_form_url: None,
+                })
+            }),
+            renewal_retries: self.billing.renewal_retries(),
+            discounts: self
+                .catalogue
+                .discounts
+                .iter()
+                .map(DiscountConfig::to_discount)
+                .collect::<Result<_, _>>()?,
+            discount_sync_api_key: self.billing.discount_sync_api_key.clone(),
         })
     }
 

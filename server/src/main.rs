@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
             }
             SimulatorName::Stripe => {
-                let routes = boxoffice::sim::standalone_stripe(&addr)?;
+                let (routes, deliveries) = boxoffice::sim::standalone_stripe(&addr)?;
                 println!(
                     "Stripe simulator at http://{addr} (keys {} / {}); controls at /control/stripe",
                     boxoffice::sim::STRIPE_PUBLISHABLE_KEY,
@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
                         None,
                     )
                     .await?;
+                deliveries.abort();
             }
         },
         Command::Openapi { out } => {

@@ -28,10 +28,16 @@ pub async fn assemble(
         IdentityVerifier::new(config.identity_settings()?, SsoClient::new()),
         config.session_settings(),
         config.playback_settings(),
+        config.payment_settings()?,
     ));
     core.seed_catalogue(&config.catalogue.to_seed()?).await?;
+    core.seed_discounts().await?;
     Ok((
-        app::server_routes(core.clone(), config.cloudpay_settings()?),
+        app::server_routes(
+            core.clone(),
+            &config.public_url,
+            config.cloudpay_settings()?,
+        ),
         core,
     ))
 }
@@ -39,6 +45,7 @@ pub async fn assemble(
 pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::Result<()> {
     let config = ConfigFile::load(config_path)?;
     let (routes, core) = assemble(&config, database_url).await?;
+    let billing = crate::core::spawn_billing_loop(core.clone(), Duration::from_secs(1));
     tracing::info!(%addr, "boxoffice serving");
     Server::new(TcpListener::bind(addr))
         .run_with_graceful_shutdown(
@@ -49,6 +56,7 @@ pub async fn run(addr: &str, database_url: &str, config_path: &Path) -> anyhow::
             Some(Duration::from_secs(10)),
         )
         .await?;
+    billing.abort();
     core.close().await;
     Ok(())
 }

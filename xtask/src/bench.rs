@@ -40,10 +40,8 @@ fn requests_per_second(output: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
-    if Command::new("wrk").arg("--version").output().is_err() {
-        bail!("the benchmark needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk)");
-    }
+/// A fresh release-build simulator-mode process on a free loopback port, healthy.
+async fn start_simulator() -> anyhow::Result<(Server, String, std::path::PathBuf)> {
     let root = workspace_root();
     run_command(Command::new(env!("CARGO")).current_dir(&root).args([
         "build",
@@ -54,18 +52,22 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
         "--bin",
         "boxoffice",
     ]))?;
+    // Where cargo put the build: CARGO_TARGET_DIR when set, else target/ in the workspace.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let port = free_port()?;
     let data =
         std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
     let started = Instant::now();
-    let _server = Server(
-        Command::new(root.join("target/release/boxoffice"))
+    let server = Server(
+        Command::new(target_dir.join("release/boxoffice"))
             .args(["sim", "--addr", &format!("127.0.0.1:{port}"), "--data"])
             .arg(&data)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
-            .context("start target/release/boxoffice")?,
+            .context("start the release build of boxoffice")?,
     );
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -87,7 +89,14 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
         "simulator mode healthy {} ms after start",
         started.elapsed().as_millis()
     );
+    Ok((server, base, data))
+}
 
+pub async fn run(seconds: u32, connections: u32, subscribers: &[u32]) -> anyhow::Result<()> {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        bail!("the benchmark needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk)");
+    }
+    let (server, base, data) = start_simulator().await?;
     let targets = [
         (
             "GET /cloudpay/api/v1/package",
@@ -120,6 +129,14 @@ pub async fn run(seconds: u32, connections: u32) -> anyhow::Result<()> {
             percentile(&text, "99%").unwrap_or_else(|| "?".into()),
         );
     }
+    drop(server);
     let _ = std::fs::remove_dir_all(&data);
+    for &count in subscribers {
+        // A fresh process and database for each size, so one run does not slow the next.
+        let (server, base, data) = start_simulator().await?;
+        crate::bench_renewals::run(&base, count).await?;
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+    }
     Ok(())
 }

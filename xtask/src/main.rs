@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 
 mod bench;
+mod bench_renewals;
 mod openapi;
 mod sdk;
 mod sdk_check;
@@ -42,6 +43,10 @@ enum Task {
         seconds: u32,
         #[arg(long, default_value_t = 32)]
         connections: u32,
+        /// Subscriber counts for the renewal benchmark (comma-separated); each buys a
+        /// monthly pass and renews twelve times.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000, 10000])]
+        subscribers: Vec<u32>,
     },
     /// Extract from Stripe's published OpenAPI document the schemas the Stripe simulator's
     /// fidelity test checks against (simulators/tests/fixtures/stripe-openapi-subset.json).
@@ -152,7 +157,8 @@ async fn main() -> anyhow::Result<()> {
         Task::Bench {
             seconds,
             connections,
-        } => bench::run(seconds, connections).await,
+            subscribers,
+        } => bench::run(seconds, connections, &subscribers).await,
         Task::StripeSchemas {
             spec,
             commit,

@@ -7,6 +7,7 @@ pub mod device_lock;
 pub mod geo;
 pub mod ownership;
 pub mod packages;
+pub mod payments;
 pub mod playback;
 pub mod scripts;
 pub mod session;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Scenario> {
         playback::scenarios(),
         scripts::scenarios(),
         ownership::scenarios(),
+        payments::scenarios(),
     ]
     .into_iter()
     .flatten()

@@ -7,3 +7,4 @@ mod strict;
 
 pub mod cloudpay;
 pub mod sim_control;
+pub mod webhooks;

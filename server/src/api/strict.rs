@@ -50,6 +50,12 @@ impl ToJSON for JsonString {
     }
 }
 
+impl AsRef<str> for JsonString {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<&str> for JsonString {
     fn from(text: &str) -> Self {
         JsonString(text.to_owned())

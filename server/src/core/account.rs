@@ -1,6 +1,6 @@
 //! The customer's own account: names and custom fields.
 
-use super::{Core, CoreError, Credential};
+use super::{Core, CoreError, Credential, Standing};
 use crate::core::model::{CustomFieldValue, Customer};
 use crate::store::AccountUpdate;
 
@@ -11,7 +11,7 @@ const MAX_CUSTOM_VALUE_LENGTH: usize = 1000;
 pub struct AccountView {
     pub customer: Customer,
     pub custom_fields: Vec<CustomFieldValue>,
-    pub entitlements: Vec<String>,
+    pub standing: Standing,
 }
 
 #[derive(Debug, Clone)]
@@ -44,15 +44,6 @@ fn checked_name(label: &str, value: Option<String>) -> Result<Option<String>, Co
 }
 
 impl Core {
-    /// What entitles this customer to watch. Entitlements are derived from live
-    /// subscriptions; until a purchase flow creates one, a customer holds none.
-    pub(crate) async fn entitlements(
-        &self,
-        _customer: &Customer,
-    ) -> Result<Vec<String>, CoreError> {
-        Ok(Vec::new())
-    }
-
     pub async fn account(&self, credential: &Credential) -> Result<AccountView, CoreError> {
         let customer = self.authenticated_customer(credential).await?;
         self.account_of(customer).await
@@ -60,11 +51,11 @@ impl Core {
 
     async fn account_of(&self, customer: Customer) -> Result<AccountView, CoreError> {
         let custom_fields = self.store.custom_values(&customer.id).await?;
-        let entitlements = self.entitlements(&customer).await?;
+        let standing = self.standing(&customer).await?;
         Ok(AccountView {
             customer,
             custom_fields,
-            entitlements,
+            standing,
         })
     }
 

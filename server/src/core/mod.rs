@@ -1,25 +1,36 @@
 //! The business rules, once, for every façade: customers, sessions and the device lock,
-//! the catalogue, accounts and playback. A façade calls one operation here per request.
+//! the catalogue, accounts and playback, purchases, the subscription engine and its billing
+//! clock. A façade calls one operation here per request.
 
 mod account;
+mod billing;
 mod catalogue;
 mod country;
 mod error;
 pub mod identity;
 pub mod model;
+mod payments;
 mod playback;
 mod sessions;
+mod subscriptions;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use account::{AccountChanges, AccountView, CustomFieldChange};
+pub use billing::{BillingReport, spawn_billing_loop};
 pub use catalogue::{CatalogueSeed, PackageFilter};
 pub use country::Country;
 pub use error::CoreError;
 pub use identity::{IdentitySettings, IdentityVerifier, VerifiedIdentity};
+pub use payments::{
+    CheckoutView, DiscountedBasket, PaymentSettings, TransactionPage, default_renewal_retries,
+};
 pub use playback::{DrmDecision, KSessionGrant, KSessionOutcome, ResumePage};
 pub use sessions::{Credential, LoginCredential, Presence, StartedSession};
+pub use subscriptions::{Standing, SubscriptionView, add_period};
+pub use webhooks::{WebhookError, WebhookOutcome};
 
 use crate::clock::Clock;
 use crate::store::Store;
@@ -54,6 +65,9 @@ pub struct Core {
     identity: IdentityVerifier,
     sessions: SessionSettings,
     playback: PlaybackSettings,
+    payments: PaymentSettings,
+    /// Names this process's claims on billing jobs.
+    worker_id: String,
 }
 
 impl Core {
@@ -63,6 +77,7 @@ impl Core {
         identity: IdentityVerifier,
         sessions: SessionSettings,
         playback: PlaybackSettings,
+        payments: PaymentSettings,
     ) -> Self {
         Self {
             store,
@@ -70,6 +85,8 @@ impl Core {
             identity,
             sessions,
             playback,
+            payments,
+            worker_id: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 

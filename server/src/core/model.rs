@@ -261,6 +261,359 @@ pub struct PlaybackView {
     pub last_viewed_at: DateTime<Utc>,
 }
 
+/// Where a subscription stands. Access is granted while it is `Trialing`, `Active` or
+/// `PastDue` (the provider is still retrying) and its `access_until`, if any, is ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscriptionStatus {
+    Trialing,
+    Active,
+    PastDue,
+    /// Ended early by the customer ("cancel now").
+    Cancelled,
+    /// Ran out: a one-off pass ended, a cancelled-at-period-end subscription reached it, or
+    /// the last retry of a renewal failed.
+    Expired,
+    /// The payment was refunded; access ended with it.
+    Refunded,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 6] = [
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::PastDue,
+        SubscriptionStatus::Cancelled,
+        SubscriptionStatus::Expired,
+        SubscriptionStatus::Refunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Cancelled => "cancelled",
+            SubscriptionStatus::Expired => "expired",
+            SubscriptionStatus::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Not over: the subscription may still grant access and may still change.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Trialing | SubscriptionStatus::Active | SubscriptionStatus::PastDue
+        )
+    }
+}
+
+/// Who sold a subscription and settles its renewals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentProvider {
+    Stripe,
+}
+
+impl PaymentProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentProvider::Stripe => "stripe",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "stripe" => Some(PaymentProvider::Stripe),
+            _ => None,
+        }
+    }
+
+    /// How CloudPay names the way the customer paid (`Provider` in transactions and cards).
+    pub fn method_name(self) -> &'static str {
+        match self {
+            PaymentProvider::Stripe => "StripeCard",
+        }
+    }
+}
+
+/// One customer's subscription to one package, from purchase to its end. A new purchase of
+/// the same package is a new subscription with a new id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub id: String,
+    pub customer_id: String,
+    pub package_id: String,
+    pub provider: PaymentProvider,
+    pub origin_reference: String,
+    pub status: SubscriptionStatus,
+    pub recurring: bool,
+    pub auto_renew: bool,
+    /// What each renewal charges.
+    pub price: Money,
+    pub current_period: i64,
+    pub current_period_start: DateTime<Utc>,
+    pub current_period_end: DateTime<Utc>,
+    pub access_until: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The provider's code for why the last renewal attempt failed (`insufficient_funds`,
+    /// `authentication_required`); cleared by a successful charge.
+    pub last_failure_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    /// Whether it grants its package's entitlements at `now`.
+    pub fn grants_access(&self, now: DateTime<Utc>) -> bool {
+        self.status.is_live() && self.access_until.is_none_or(|until| until > now)
+    }
+
+    /// When access ends if nothing changes: `None` while it renews by itself.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.access_until
+    }
+
+    /// When the next charge is due, if one will be attempted.
+    pub fn renews_at(&self) -> Option<DateTime<Utc>> {
+        (self.status.is_live() && self.recurring && self.auto_renew && !self.cancel_at_period_end)
+            .then_some(self.current_period_end)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionKind {
+    Payment,
+    Refund,
+}
+
+impl TransactionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionKind::Payment => "payment",
+            TransactionKind::Refund => "refund",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "payment" => Some(TransactionKind::Payment),
+            "refund" => Some(TransactionKind::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt to take money, or one refund (a negative amount).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    pub id: String,
+    pub customer_id: String,
+    pub subscription_id: Option<String>,
+    pub basket_id: Option<String>,
+    pub kind: TransactionKind,
+    pub provider: PaymentProvider,
+    /// The provider's id of the attempt (a charge or a refund).
+    pub external_id: String,
+    /// What the customer can quote to support (the payment intent or refund id).
+    pub reference: String,
+    pub description: String,
+    pub amount: Money,
+    pub succeeded: bool,
+    /// Why it failed, in the provider's words.
+    pub provider_message: Option<String>,
+    pub period: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The saved way a customer pays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingProfile {
+    pub customer_id: String,
+    pub provider: PaymentProvider,
+    pub provider_customer_id: String,
+    pub payment_method_id: Option<String>,
+    pub card: Option<CardSummary>,
+    pub last_failed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardSummary {
+    /// Stripe's brand name, e.g. `visa`.
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: i32,
+    pub country: Option<String>,
+}
+
+impl CardSummary {
+    /// `Visa XXXX-XXXX-XXXX-4242`, as CloudPay shows a card.
+    pub fn reference(&self) -> String {
+        let brand = match self.brand.as_str() {
+            "amex" => "American Express".to_owned(),
+            "mastercard" => "Mastercard".to_owned(),
+            "diners" => "Diners Club".to_owned(),
+            "unionpay" => "UnionPay".to_owned(),
+            "jcb" => "JCB".to_owned(),
+            other => {
+                let mut chars = other.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_uppercase().chain(chars).collect()
+                })
+            }
+        };
+        format!("{brand} XXXX-XXXX-XXXX-{}", self.last4)
+    }
+
+    /// The first instant the card no longer works: the start of the month after expiry.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        use chrono::TimeZone;
+        let (year, month) = if self.exp_month >= 12 {
+            (self.exp_year + 1, 1)
+        } else {
+            (self.exp_year, self.exp_month + 1)
+        };
+        Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasketKind {
+    /// A payment intent: money is taken now.
+    Payment,
+    /// A setup intent: the card is saved for later charges (free trials, billing updates).
+    Setup,
+}
+
+impl BasketKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasketKind::Payment => "payment",
+            BasketKind::Setup => "setup",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "payment" => Some(BasketKind::Payment),
+            "setup" => Some(BasketKind::Setup),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasketPurpose {
+    Purchase,
+    BillingUpdate,
+}
+
+impl BasketPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasketPurpose::Purchase => "purchase",
+            BasketPurpose::BillingUpdate => "billing_update",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "purchase" => Some(BasketPurpose::Purchase),
+            "billing_update" => Some(BasketPurpose::BillingUpdate),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasketStatus {
+    Open,
+    Completed,
+    Canceled,
+}
+
+impl BasketStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasketStatus::Open => "open",
+            BasketStatus::Completed => "completed",
+            BasketStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(BasketStatus::Open),
+            "completed" => Some(BasketStatus::Completed),
+            "canceled" => Some(BasketStatus::Canceled),
+            _ => None,
+        }
+    }
+}
+
+/// A checkout in progress; its id is the provider's intent id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Basket {
+    pub id: String,
+    pub customer_id: String,
+    pub kind: BasketKind,
+    pub purpose: BasketPurpose,
+    pub package_id: Option<String>,
+    /// The package's price before any discount.
+    pub list_price: Option<Money>,
+    /// What the customer pays now.
+    pub price: Option<Money>,
+    pub discount_id: Option<String>,
+    pub client_secret: String,
+    pub status: BasketStatus,
+    pub subscription_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscountValue {
+    /// 1 to 100 percent off.
+    Percent(u32),
+    /// A fixed amount off, in the basket's currency.
+    Fixed(Money),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discount {
+    pub id: String,
+    /// Matched case-insensitively; stored upper-case.
+    pub code: String,
+    pub value: DiscountValue,
+    pub single_use: bool,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub active: bool,
+    /// Empty means every package.
+    pub package_ids: Vec<String>,
+}
+
+impl Discount {
+    /// The price after this discount, never below zero.
+    pub fn apply(&self, price: Money) -> Money {
+        let off = match self.value {
+            DiscountValue::Percent(percent) => {
+                // Rounded half up, in minor units, so 50 % of 999 is 500 off.
+                (price.minor_units * i64::from(percent) + 50) / 100
+            }
+            DiscountValue::Fixed(amount) => amount.minor_units,
+        };
+        Money {
+            minor_units: (price.minor_units - off).max(0),
+            currency: price.currency,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

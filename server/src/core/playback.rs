@@ -67,7 +67,7 @@ impl Core {
                 ksession: None,
             });
         };
-        if presence.entitlements.is_empty() {
+        if presence.standing.entitlements.is_empty() {
             return Ok(KSessionGrant {
                 outcome: KSessionOutcome::NoSubscriptions,
                 presence,
@@ -81,7 +81,7 @@ impl Core {
         let claims = json!({
             "entryId": entry_id,
             "customerId": customer.id,
-            "privileges": presence.entitlements,
+            "privileges": presence.standing.entitlements,
             "expiresAt": expires.timestamp(),
         });
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
@@ -115,7 +115,7 @@ impl Core {
         if self.live_session_count(&customer.id).await? == 0 {
             return Ok(deny("Customer has no active session"));
         }
-        if self.entitlements(&customer).await?.is_empty() {
+        if self.standing(&customer).await?.entitlements.is_empty() {
             return Ok(deny("Customer has no subscriptions"));
         }
         Ok(DrmDecision {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Core, CoreError, Country, VerifiedIdentity};
+use super::{Core, CoreError, Country, Standing, VerifiedIdentity};
 use crate::core::model::{Customer, Session};
 use crate::store::SessionStart;
 
@@ -27,7 +27,7 @@ pub enum LoginCredential {
 pub struct StartedSession {
     pub customer: Customer,
     pub session: Session,
-    pub entitlements: Vec<String>,
+    pub standing: Standing,
 }
 
 /// Who the caller is, and their session if one is live. A session token that ended or
@@ -36,8 +36,8 @@ pub struct StartedSession {
 pub struct Presence {
     pub customer: Option<Customer>,
     pub session: Option<Session>,
-    /// What the customer may watch; empty without a live session.
-    pub entitlements: Vec<String>,
+    /// The customer's subscriptions and what they may watch; empty without a live session.
+    pub standing: Standing,
 }
 
 impl Core {
@@ -109,11 +109,11 @@ impl Core {
             .await?;
         match started {
             Some(session) => {
-                let entitlements = self.entitlements(&customer).await?;
+                let standing = self.standing(&customer).await?;
                 Ok(StartedSession {
                     customer,
                     session,
-                    entitlements,
+                    standing,
                 })
             }
             None => Err(CoreError::DeviceLimitReached),
@@ -134,7 +134,7 @@ impl Core {
                 Ok(Presence {
                     customer: Some(customer),
                     session,
-                    entitlements: Vec::new(),
+                    standing: Standing::default(),
                 })
             }
             Credential::SessionToken(id) => {
@@ -146,7 +146,7 @@ impl Core {
                     Some(customer) if !customer.deleted => Ok(Presence {
                         customer: Some(customer),
                         session: Some(session),
-                        entitlements: Vec::new(),
+                        standing: Standing::default(),
                     }),
                     _ => Ok(Presence::default()),
                 }
@@ -175,7 +175,7 @@ impl Core {
             }
         }
         if let (Some(customer), Some(_)) = (&presence.customer, &presence.session) {
-            presence.entitlements = self.entitlements(customer).await?;
+            presence.standing = self.standing(customer).await?;
         }
         Ok(presence)
     }

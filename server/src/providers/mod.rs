@@ -3,6 +3,7 @@
 //! so the same client talks to the real provider or to its simulator.
 
 pub mod sso;
+pub mod stripe;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {

@@ -20,12 +20,14 @@ use crate::api::sim_control::{
 };
 use crate::app;
 use crate::clock::{Clock, VirtualClock};
-use crate::config::CatalogueConfig;
+use crate::config::{CatalogueConfig, DiscountConfig};
 use crate::core::identity::{ClaimsMap, SigningKeys};
 use crate::core::{
-    Core, Country, IdentitySettings, IdentityVerifier, PlaybackSettings, SessionSettings,
+    Core, Country, IdentitySettings, IdentityVerifier, PaymentSettings, PlaybackSettings,
+    SessionSettings, default_renewal_retries,
 };
 use crate::providers::sso::{CognitoAppClient, SsoClient};
+use crate::providers::stripe::{StripeClient, StripeSettings};
 use crate::store::Store;
 
 const CATALOGUE: &str = include_str!("catalogue.toml");
@@ -34,6 +36,8 @@ pub const REGION: &str = "eu-west-1";
 pub const APP_CLIENT_ID: &str = "4c2b9s1d7f0g3h5j6k8l9m0n1p";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_boxofficesimulator";
 pub const STRIPE_PUBLISHABLE_KEY: &str = "pk_test_boxofficesimulator";
+/// The `x-api-key` of discount sync in simulator mode.
+pub const DISCOUNT_SYNC_API_KEY: &str = "sim-discount-sync-key";
 
 /// The seeded users: (email, password, first name, last name).
 const TEST_USERS: [(&str, &str, &str, &str); 3] = [
@@ -98,6 +102,8 @@ pub struct SimServer {
     pub clock: Arc<VirtualClock>,
     pub core: Arc<Core>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The Stripe simulator's webhook deliveries and the server's billing clock.
+    background: Vec<JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -105,6 +111,7 @@ struct Assembly {
     routes: Route,
     config: SimulatorConfig,
     core: Arc<Core>,
+    stripe: StripeSimulator,
     control_document: String,
 }
 
@@ -113,6 +120,7 @@ fn simulator_config(
     sso: &SsoSimulator,
     options: &SimOptions,
     catalogue: &CatalogueConfig,
+    webhook_secret: &str,
 ) -> SimulatorConfig {
     let package = |title_part: &str| {
         catalogue
@@ -156,6 +164,7 @@ fn simulator_config(
         stripe: StripeDetails {
             publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
             secret_key: STRIPE_SECRET_KEY.into(),
+            webhook_secret: webhook_secret.to_owned(),
         },
         device_limit: options.device_limit,
         test_users: TEST_USERS
@@ -177,6 +186,8 @@ fn simulator_config(
                 .map(|package| package.countries.clone())
                 .unwrap_or_default(),
             geo_denied_country: "US".into(),
+            discount_half_code: "50OFF".into(),
+            discount_full_code: "FREEMONTH".into(),
         },
     }
 }
@@ -233,6 +244,36 @@ async fn assemble(
         },
         SsoClient::new(),
     );
+    let stripe_clock = clock.clone();
+    let stripe = stripe_simulator(
+        format!("{base_url}/sim/stripe"),
+        Arc::new(move || stripe_clock.now()),
+    )?;
+    let webhook_secret = stripe
+        .register_webhook_endpoint(
+            &format!("{base_url}/webhooks/stripe"),
+            &crate::providers::stripe::HANDLED_EVENTS,
+        )
+        .map_err(|error| SimError::Stripe(error.to_string()))?
+        .secret;
+    let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
+    let payments = PaymentSettings {
+        stripe: Some(StripeClient::new(StripeSettings {
+            api_base: format!("{base_url}/sim/stripe"),
+            secret_key: STRIPE_SECRET_KEY.into(),
+            publishable_key: STRIPE_PUBLISHABLE_KEY.into(),
+            webhook_secret: webhook_secret.clone(),
+            webhook_tolerance_seconds: 300,
+            hosted_form_url: Some(format!("{base_url}/sim/stripe/elements/pay")),
+        })),
+        renewal_retries: default_renewal_retries(),
+        discounts: catalogue
+            .discounts
+            .iter()
+            .map(DiscountConfig::to_discount)
+            .collect::<Result<_, _>>()?,
+        discount_sync_api_key: Some(DISCOUNT_SYNC_API_KEY.into()),
+    };
     let ksession_secret: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(48)
@@ -250,17 +291,12 @@ async fn assemble(
             ksession_secret,
             ksession_ttl: Duration::from_secs(60 * 60),
         },
+        payments,
     ));
-    let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     core.seed_catalogue(&catalogue.to_seed()?).await?;
+    core.seed_discounts().await?;
 
-    let stripe_clock = clock.clone();
-    let stripe = stripe_simulator(
-        format!("{base_url}/sim/stripe"),
-        Arc::new(move || stripe_clock.now()),
-    )?;
-
-    let config = simulator_config(base_url, &sso, options, &catalogue);
+    let config = simulator_config(base_url, &sso, options, &catalogue, &webhook_secret);
     let cloudpay = CloudPaySettings {
         public_url: format!("{base_url}/cloudpay"),
         redirect_hosts: vec!["127.0.0.1".into(), "localhost".into()],
@@ -268,7 +304,7 @@ async fn assemble(
     };
     let control = OpenApiService::new(
         (
-            ControlApi::new(clock, config.clone()),
+            ControlApi::new(clock, config.clone(), core.clone()),
             sso.control_api(),
             stripe.control_api(),
         ),
@@ -286,7 +322,7 @@ async fn assemble(
         .at("/control/openapi.json", control.spec_endpoint())
         .nest("/control/docs", control.swagger_ui())
         .nest("/", control);
-    let routes = app::server_routes(core.clone(), cloudpay)
+    let routes = app::server_routes(core.clone(), base_url, cloudpay)
         .nest("/sim/sso", sso.endpoint())
         .nest("/sim/stripe", stripe.endpoint())
         .nest("/sim", control_routes);
@@ -294,6 +330,7 @@ async fn assemble(
         routes,
         config,
         core,
+        stripe,
         control_document,
     })
 }
@@ -332,12 +369,17 @@ impl SimServer {
                 )
                 .await
         });
+        let background = vec![
+            assembly.stripe.spawn_delivery_loop(),
+            crate::core::spawn_billing_loop(assembly.core.clone(), Duration::from_secs(1)),
+        ];
         Ok(SimServer {
             base_url,
             config: assembly.config,
             clock,
             core: assembly.core,
             server,
+            background,
             shutdown: Some(shutdown),
         })
     }
@@ -357,6 +399,9 @@ impl SimServer {
     }
 
     pub async fn stop(mut self) {
+        for task in &self.background {
+            task.abort();
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -396,6 +441,10 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
             boxoffice_simulators::stripe::openapi_json(&format!("{base_url}/sim/stripe")),
         ),
         ("sim-control.json", assembly.control_document),
+        (
+            "webhooks.json",
+            crate::api::webhooks::document(assembly.core.clone(), &format!("{base_url}/webhooks")),
+        ),
     ];
     assembly.core.close().await;
     let _ = std::fs::remove_dir_all(scratch);
@@ -419,20 +468,23 @@ fn stripe_simulator(
 }
 
 /// The Stripe simulator alone (for `boxoffice simulator stripe`), on the system clock: the
-/// API at the root of its port (`/v1/...`) and its controls under `/control/stripe`.
-pub fn standalone_stripe(addr: &str) -> Result<Route, SimError> {
+/// API at the root of its port (`/v1/...`) and its controls under `/control/stripe`, with
+/// the task that sends its webhooks (abort it to stop).
+pub fn standalone_stripe(addr: &str) -> Result<(Route, JoinHandle<()>), SimError> {
     let stripe = stripe_simulator(format!("http://{addr}"), Arc::new(chrono::Utc::now))?;
+    let deliveries = stripe.spawn_delivery_loop();
     let control = OpenApiService::new(
         stripe.control_api(),
         "Stripe simulator control",
         env!("CARGO_PKG_VERSION"),
     )
     .server(format!("http://{addr}"));
-    Ok(Route::new()
+    let routes = Route::new()
         .at("/control/openapi.json", control.spec_endpoint())
         .nest("/control/docs", control.swagger_ui())
         .nest_no_strip("/control/stripe", control)
-        .nest("/", stripe.endpoint()))
+        .nest("/", stripe.endpoint());
+    Ok((routes, deliveries))
 }
 
 /// The simulated Cognito user pool with the test users in it.

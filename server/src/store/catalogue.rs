@@ -185,7 +185,7 @@ impl Store {
         package: &Package,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO packages (id, title, body, style, amount_minor, currency, interval_count, \
              interval_unit, duration_count, duration_unit, recurring, trial_days, sales_channel, \

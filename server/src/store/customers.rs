@@ -106,7 +106,7 @@ impl Store {
         update: &AccountUpdate<'_>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE customers SET first_name = COALESCE($2, first_name), \
              last_name = COALESCE($3, last_name), updated_at = $4 WHERE id = $1",

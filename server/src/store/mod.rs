@@ -4,8 +4,10 @@
 //! Invariant: rules that must hold across replicas are enforced here, by the database —
 //! transactions, constraints and row locks — never by process memory.
 
+mod billing;
 mod catalogue;
 mod customers;
+mod discounts;
 mod playback;
 mod sessions;
 
@@ -16,6 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use billing::{BillingJob, BillingProfileUpdate, JobChange, SubscriptionChange};
 pub use customers::AccountUpdate;
 pub use sessions::SessionStart;
 
@@ -62,6 +65,7 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
@@ -106,7 +110,20 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, backend })
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN
+    /// IMMEDIATE`, so concurrent writers queue on the busy timeout instead of failing with
+    /// `SQLITE_BUSY` when a read lock cannot be upgraded; PostgreSQL's row locks need nothing
+    /// of the kind.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

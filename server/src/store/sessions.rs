@@ -46,7 +46,7 @@ impl Store {
         start: &SessionStart<'_>,
     ) -> Result<Option<Session>, StoreError> {
         let now = to_millis(start.now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let guarded =
             sqlx::query("UPDATE customers SET session_guard = session_guard + 1 WHERE id = $1")
                 .bind(start.customer_id)

@@ -126,6 +126,51 @@ impl TestApp {
         )
     }
 
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("server reachable");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    /// A call to the Stripe simulator's API with the account's secret key.
+    pub async fn stripe(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Value {
+        let request = self
+            .http
+            .request(method.clone(), self.url(&format!("/sim/stripe/v1/{path}")))
+            .bearer_auth(&self.server.config.stripe.secret_key);
+        let request = if method == reqwest::Method::GET {
+            request.query(form)
+        } else {
+            request.form(form)
+        };
+        let response = request.send().await.expect("stripe simulator reachable");
+        response.json().await.expect("stripe json")
+    }
+
     pub async fn start_session(&self, token: &str) -> (u16, Value) {
         self.get(&format!(
             "/cloudpay/api/v1/session/start?apijwttoken={token}"
@@ -138,6 +183,17 @@ impl TestApp {
             .http
             .post(self.url("/sim/clock"))
             .json(&json!({ "advance": by }))
+            .send()
+            .await
+            .expect("clock reachable");
+        assert_eq!(response.status(), 200);
+    }
+
+    pub async fn set_clock(&self, to: chrono::DateTime<chrono::Utc>) {
+        let response = self
+            .http
+            .post(self.url("/sim/clock"))
+            .json(&json!({ "setTo": to }))
             .send()
             .await
             .expect("clock reachable");

@@ -9,7 +9,10 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 use super::CloudPay;
 use super::auth::CloudPayAuth;
 use super::error::CloudPayError;
-use super::wire::{Account, AccountPatch, DrmValidation, Order, ResumeEntry, ResumeList};
+use super::wire::{
+    Account, AccountPatch, CancellationRequest, DrmValidation, Order, ResumeEntry, ResumeList,
+    TransactionEntry, TransactionList,
+};
 use crate::core::model::SortOrder;
 use crate::core::{AccountChanges, CustomFieldChange};
 
@@ -19,6 +22,13 @@ enum AccountTags {
     Account,
     /// Playback: what the customer watched and may watch.
     Playback,
+}
+
+#[derive(ApiResponse)]
+enum CancellationAccepted {
+    /// The subscription is cancelled (now, or at the end of its period).
+    #[oai(status = 202)]
+    Accepted,
 }
 
 #[derive(ApiResponse)]
@@ -95,6 +105,91 @@ impl AccountApi {
         Ok(AccountUpdated::Accepted(Json(Account::from_view(
             &view, false,
         ))))
+    }
+
+    /// Return my transactions
+    ///
+    /// Payments, failed attempts (`Status: -1` with the provider's `ProviderMessage`),
+    /// renewals and refunds (negative `Amount`), newest first unless `order=asc`; `page`
+    /// starts at 1, `size` is 1 to 100 (default 20).
+    #[oai(
+        path = "/api/v1/account/transactions",
+        method = "get",
+        tag = "AccountTags::Account",
+        operation_id = "get-api-v1-account-transactions"
+    )]
+    async fn transactions(
+        &self,
+        auth: CloudPayAuth,
+        order: Query<Option<Order>>,
+        page: Query<Option<u64>>,
+        size: Query<Option<u64>>,
+        /// Language code.
+        #[oai(name = "lang")]
+        _lang: Query<Option<String>>,
+    ) -> Result<Json<TransactionList>, CloudPayError> {
+        let order = order.0.unwrap_or(Order::Desc);
+        let sort = match order {
+            Order::Asc => SortOrder::Ascending,
+            Order::Desc => SortOrder::Descending,
+        };
+        let page = self
+            .0
+            .core
+            .transactions(
+                &auth.credential()?,
+                sort,
+                page.0.unwrap_or(1),
+                size.0.unwrap_or(20),
+            )
+            .await?;
+        Ok(Json(TransactionList {
+            page: page.page,
+            size: page.size,
+            sort: order,
+            transactions: page
+                .transactions
+                .iter()
+                .map(TransactionEntry::from)
+                .collect(),
+        }))
+    }
+
+    /// Cancel a subscription
+    ///
+    /// Cancels one of the caller's subscriptions by its customer subscription id
+    /// (`Subscriptions[].Id` in the account, not the package id): at the end of the period
+    /// already paid for (access continues until then) or, with `immediate: true`, now.
+    /// Another customer's subscription is refused with 403.
+    #[oai(
+        path = "/api/v1/account/cancellation",
+        method = "post",
+        tag = "AccountTags::Account",
+        operation_id = "post-api-v1-account-cancellation"
+    )]
+    async fn cancellation(
+        &self,
+        auth: CloudPayAuth,
+        body: Json<CancellationRequest>,
+        /// Language code.
+        #[oai(name = "lang")]
+        _lang: Query<Option<String>>,
+    ) -> Result<CancellationAccepted, CloudPayError> {
+        let request = body.0;
+        let reason: String = request.reason.into();
+        if reason.trim().is_empty() {
+            return Err(CloudPayError::bad_request("reason must not be empty"));
+        }
+        self.0
+            .core
+            .cancel_subscription(
+                &auth.credential()?,
+                request.customer_subscription_id.as_ref(),
+                reason.trim(),
+                request.immediate.unwrap_or(false),
+            )
+            .await?;
+        Ok(CancellationAccepted::Accepted)
     }
 
     /// Continue watching

@@ -165,3 +165,91 @@ pub async fn render_framework_error(error: poem::Error) -> poem::Response {
         .content_type("application/json; charset=utf-8")
         .body(json.to_string())
 }
+
+/// The error body of the payment operations (checkout, discount, billing update, discount
+/// sync), as CloudPay publishes it: `{"statusCode": "400", "message": …, "error": "Bad Request"}`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "PaymentErrorResponse", example)]
+pub struct PaymentErrorResponse {
+    /// The HTTP status, as a string.
+    #[oai(rename = "statusCode")]
+    pub status_code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The status's reason phrase.
+    pub error: String,
+}
+
+impl Example for PaymentErrorResponse {
+    fn example() -> Self {
+        PaymentErrorResponse {
+            status_code: "400".into(),
+            message: "The discount code \"50OFF\" has expired".into(),
+            error: "Bad Request".into(),
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum PaymentError {
+    /// The request is malformed or breaks a rule (the message says which).
+    #[oai(status = 400)]
+    BadRequest(Json<PaymentErrorResponse>),
+    /// No credential, or one that is not valid.
+    #[oai(status = 401)]
+    Unauthorized(Json<PaymentErrorResponse>),
+    /// Authenticated, but not allowed.
+    #[oai(status = 403)]
+    Forbidden(Json<PaymentErrorResponse>),
+    /// The package or basket does not exist (or is not the caller's).
+    #[oai(status = 404)]
+    NotFound(Json<PaymentErrorResponse>),
+    /// A fault on the server's side (a bug), logged for the operators.
+    #[oai(status = 500)]
+    Internal(Json<PaymentErrorResponse>),
+    /// Stripe or the database could not be reached; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<PaymentErrorResponse>),
+}
+
+impl PaymentError {
+    fn body(status: u16, reason: &str, message: String) -> Json<PaymentErrorResponse> {
+        Json(PaymentErrorResponse {
+            status_code: status.to_string(),
+            message,
+            error: reason.to_owned(),
+        })
+    }
+}
+
+/// One mapping: the same status CloudPay's other operations give, in this shape.
+impl From<CloudPayError> for PaymentError {
+    fn from(error: CloudPayError) -> Self {
+        match error {
+            CloudPayError::BadRequest(Json(body)) => {
+                PaymentError::BadRequest(Self::body(400, "Bad Request", body.body.message))
+            }
+            CloudPayError::Unauthorized(Json(body)) => {
+                PaymentError::Unauthorized(Self::body(401, "Unauthorized", body.body.message))
+            }
+            CloudPayError::Forbidden(Json(body)) => {
+                PaymentError::Forbidden(Self::body(403, "Forbidden", body.body.message))
+            }
+            CloudPayError::NotFound(Json(body)) => {
+                PaymentError::NotFound(Self::body(404, "Not Found", body.body.message))
+            }
+            CloudPayError::Internal(Json(body)) => {
+                PaymentError::Internal(Self::body(500, "Internal Server Error", body.body.message))
+            }
+            CloudPayError::Unavailable(Json(body)) => {
+                PaymentError::Unavailable(Self::body(503, "Service Unavailable", body.body.message))
+            }
+        }
+    }
+}
+
+impl From<CoreError> for PaymentError {
+    fn from(error: CoreError) -> Self {
+        CloudPayError::from(error).into()
+    }
+}

@@ -5,6 +5,7 @@ mod account;
 mod auth;
 mod error;
 mod packages;
+mod payments;
 mod scripts;
 mod session;
 mod wire;
@@ -38,6 +39,7 @@ type Apis = (
     session::SessionApi,
     packages::PackageApi,
     account::AccountApi,
+    payments::PaymentApi,
     scripts::ScriptApi,
 );
 
@@ -47,6 +49,7 @@ fn apis(core: Arc<Core>, settings: CloudPaySettings) -> Apis {
         session::SessionApi(context.clone()),
         packages::PackageApi(context.clone()),
         account::AccountApi(context.clone()),
+        payments::PaymentApi(context.clone()),
         scripts::ScriptApi,
     )
 }
@@ -57,7 +60,8 @@ fn service(apis: Apis, server_url: &str) -> OpenApiService<Apis, ()> {
             "StreamAMG CloudPay's consumer API as served by boxoffice: SSO session start with a \
              third-party JWT or email and password, the device lock (concurrent sessions per \
              customer), presence, packages with geo restriction and in-app-purchase product ids, \
-             the customer's account, viewing history and playback checks.\n\n\
+             the customer's account, viewing history and playback checks, web purchases with \
+             Stripe (checkout, discount codes, billing updates), transactions and cancellation.\n\n\
              Authorise user operations with any one of: query `apijwttoken` (the SSO provider's \
              JWT), query `apisessionid` (the `AuthenticationToken` from session start), cookie \
              `ThirdPartyAuthentication` (set by `/sso/start`) or cookie `.auth` (set by \

@@ -56,7 +56,7 @@ impl SessionApi {
         let presence = Presence {
             customer: Some(started.customer),
             session: Some(started.session),
-            entitlements: started.entitlements,
+            standing: started.standing,
         };
         let mut model = self.model(&presence);
         model.authentication_token = presence.session.map(|session| session.id);

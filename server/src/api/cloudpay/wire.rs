@@ -7,8 +7,9 @@ use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, Union};
 
 use crate::api::strict::JsonString;
+use crate::core::model::{BillingProfile, Subscription, SubscriptionStatus, Transaction};
 use crate::core::model::{CustomFieldValue, Customer, Package, Period, PlaybackView, Session};
-use crate::core::{AccountView, Presence};
+use crate::core::{AccountView, Presence, Standing, SubscriptionView};
 
 const EXAMPLE_CUSTOMER_ID: &str = "c5d702fb-15f7-499b-90d5-cc36922e2ab2";
 const EXAMPLE_SESSION_ID: &str = "9b1c6f0e2f5a4cf6a8c3d1e7b2a4f5c6";
@@ -96,7 +97,7 @@ impl Example for SessionModel {
                     last_seen_at: DateTime::<Utc>::default(),
                     expires_at: DateTime::<Utc>::default(),
                 }),
-                entitlements: Vec::new(),
+                standing: Standing::default(),
             },
         );
         model.authentication_token = Some(EXAMPLE_SESSION_ID.into());
@@ -112,25 +113,38 @@ impl SessionModel {
             .and_then(|session| session.country_code.clone())
             .unwrap_or_else(|| fallback_country.to_owned());
         let current = match (&presence.customer, &presence.session) {
-            (Some(customer), Some(session)) => Some(CustomerSession {
-                id: session.id.clone(),
-                customer_id: customer.id.clone(),
-                customer_email_address: customer.email.clone(),
-                customer_first_name: customer.first_name.clone(),
-                customer_last_name: customer.last_name.clone(),
-                customer_billing_profile_created_at: None,
-                customer_billing_profile_expires_at: None,
-                customer_billing_profile_last_failed_at: None,
-                customer_billing_profile_provider: None,
-                customer_billing_profile_reference: None,
-                customer_deleted: customer.deleted,
-                customer_entitlements: presence.entitlements.join(","),
-                customer_packages: String::new(),
-                customer_full_access_until: None,
-                customer_non_expiring_subscription_count: 0,
-                customer_subscription_count: 0,
-                requires_card_authentication_count: 0,
-            }),
+            (Some(customer), Some(session)) => {
+                let standing = &presence.standing;
+                let billing = standing.billing.as_ref();
+                let card = billing.and_then(|profile| profile.card.as_ref());
+                let live: Vec<&SubscriptionView> = standing.live(now).collect();
+                Some(CustomerSession {
+                    id: session.id.clone(),
+                    customer_id: customer.id.clone(),
+                    customer_email_address: customer.email.clone(),
+                    customer_first_name: customer.first_name.clone(),
+                    customer_last_name: customer.last_name.clone(),
+                    customer_billing_profile_created_at: card
+                        .and(billing.map(|profile| profile.created_at)),
+                    customer_billing_profile_expires_at: card.and_then(|card| card.expires_at()),
+                    customer_billing_profile_last_failed_at: billing
+                        .and_then(|profile| profile.last_failed_at),
+                    customer_billing_profile_provider: card
+                        .and(billing.map(|profile| profile.provider.method_name().to_owned())),
+                    customer_billing_profile_reference: card.map(|card| card.reference()),
+                    customer_deleted: customer.deleted,
+                    customer_entitlements: standing.entitlements.join(","),
+                    customer_packages: standing.package_ids.join(","),
+                    customer_full_access_until: standing.full_access_until(now),
+                    customer_non_expiring_subscription_count: live
+                        .iter()
+                        .filter(|view| view.subscription.expires_at().is_none())
+                        .count()
+                        as i64,
+                    customer_subscription_count: live.len() as i64,
+                    requires_card_authentication_count: standing.requires_card_authentication,
+                })
+            }
             _ => None,
         };
         SessionModel {
@@ -513,14 +527,100 @@ pub struct Account {
 
 impl Account {
     pub fn from_view(view: &AccountView, with_subscriptions: bool) -> Self {
+        let standing = &view.standing;
         Account {
             email_address: view.customer.email.clone(),
             first_name: view.customer.first_name.clone(),
             last_name: view.customer.last_name.clone(),
             custom_fields: view.custom_fields.iter().map(CustomField::from).collect(),
-            billing_details: None,
-            subscriptions: with_subscriptions.then(Vec::new),
-            entitlements: view.entitlements.clone(),
+            billing_details: standing
+                .billing
+                .as_ref()
+                .and_then(BillingDetails::from_profile),
+            subscriptions: with_subscriptions.then(|| {
+                standing
+                    .subscriptions
+                    .iter()
+                    .map(AccountSubscription::from)
+                    .collect()
+            }),
+            entitlements: standing.entitlements.clone(),
+        }
+    }
+}
+
+impl BillingDetails {
+    /// The card on file; `None` until one is saved.
+    fn from_profile(profile: &BillingProfile) -> Option<Self> {
+        let card = profile.card.as_ref()?;
+        Some(BillingDetails {
+            address_country: card.country.clone(),
+            address_city: None,
+            address_line1: None,
+            address_line2: None,
+            address_state: None,
+            address_zip: None,
+            card_details: Some(CardDetails {
+                provider: profile.provider.method_name().to_owned(),
+                reference: card.reference(),
+                country: card.country.clone(),
+                expires: Some(format!("{:02}/{}", card.exp_month, card.exp_year)),
+            }),
+        })
+    }
+}
+
+impl From<&Package> for SubscriptionPackage {
+    fn from(package: &Package) -> Self {
+        let plan = Plan::from_package(package, String::new());
+        SubscriptionPackage {
+            id: plan.id,
+            name: plan.title.clone(),
+            title: plan.title,
+            description: plan.body,
+            kind: if package.recurring {
+                "recurring"
+            } else {
+                "non-recurring"
+            }
+            .into(),
+            amount: plan.amount,
+            currency_code: plan.currency,
+            has_free_trial: plan.has_free_trial,
+            trial_duration: plan.trial_duration,
+            interval: plan.interval,
+            duration: plan.duration,
+        }
+    }
+}
+
+/// CloudPay shows two states: a subscription that still runs (`active`, including a trial
+/// and a renewal being retried) and one that will not renew or has ended (`cancelled`).
+fn cloudpay_status(subscription: &Subscription) -> &'static str {
+    match subscription.status {
+        SubscriptionStatus::Trialing | SubscriptionStatus::Active | SubscriptionStatus::PastDue
+            if !subscription.cancel_at_period_end =>
+        {
+            "active"
+        }
+        _ => "cancelled",
+    }
+}
+
+impl From<&SubscriptionView> for AccountSubscription {
+    fn from(view: &SubscriptionView) -> Self {
+        let subscription = &view.subscription;
+        AccountSubscription {
+            id: subscription.id.clone(),
+            status: cloudpay_status(subscription).into(),
+            kind: Some(subscription.status.as_str().into()),
+            currency_code: Some(subscription.price.currency.code().into()),
+            expiry_date: subscription
+                .access_until
+                .or((!subscription.status.is_live()).then_some(subscription.current_period_end)),
+            renewal_date: subscription.renews_at(),
+            is_iap: false,
+            package: SubscriptionPackage::from(&view.package),
         }
     }
 }
@@ -640,4 +740,248 @@ impl Example for DrmValidation {
             reason: "Customer has no subscriptions".into(),
         }
     }
+}
+
+/// The checkout request: the package (`SubscriptionPlanOptions[].Id`) to buy.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct CheckoutRequest {
+    #[oai(rename = "packageId")]
+    pub package_id: JsonString,
+}
+
+impl Example for CheckoutRequest {
+    fn example() -> Self {
+        CheckoutRequest {
+            package_id: EXAMPLE_PACKAGE_ID.into(),
+        }
+    }
+}
+
+/// A basket: the Stripe payment intent (`pi_…`) or, for free trials, setup intent
+/// (`seti_…`) to confirm with Stripe.js and the publishable key.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct CheckoutResponse {
+    #[oai(rename = "basketId")]
+    pub basket_id: String,
+    #[oai(rename = "clientSecret")]
+    pub client_secret: String,
+    /// The intent waits for the customer to authenticate the card (3D Secure): call
+    /// Stripe.js `handleNextAction` with the client secret.
+    #[oai(rename = "authenticationRequired")]
+    pub authentication_required: bool,
+    #[oai(rename = "publicKey")]
+    pub public_key: String,
+    /// Whether a discount code can be applied to this basket (not to free trials).
+    #[oai(rename = "discountsEnabled")]
+    pub discounts_enabled: bool,
+}
+
+impl Example for CheckoutResponse {
+    fn example() -> Self {
+        CheckoutResponse {
+            basket_id: "pi_3Q1a2b3C4d5E6f7G".into(),
+            client_secret: "pi_3Q1a2b3C4d5E6f7G_secret_abc123".into(),
+            authentication_required: false,
+            public_key: "pk_test_boxofficesimulator".into(),
+            discounts_enabled: true,
+        }
+    }
+}
+
+/// A discount code for a basket.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct DiscountRequest {
+    #[oai(rename = "basketId")]
+    pub basket_id: JsonString,
+    pub code: JsonString,
+}
+
+impl Example for DiscountRequest {
+    fn example() -> Self {
+        DiscountRequest {
+            basket_id: "pi_3Q1a2b3C4d5E6f7G".into(),
+            code: "50OFF".into(),
+        }
+    }
+}
+
+/// The basket after the discount: confirm it with the same client secret.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct DiscountResponse {
+    #[oai(rename = "clientSecret")]
+    pub client_secret: String,
+    /// What is left to pay, in major units.
+    pub amount: f64,
+    pub currency: String,
+    /// A 100 % discount: the purchase is complete, there is nothing to confirm.
+    pub completed: bool,
+}
+
+impl Example for DiscountResponse {
+    fn example() -> Self {
+        DiscountResponse {
+            client_secret: "pi_3Q1a2b3C4d5E6f7G_secret_abc123".into(),
+            amount: 5.0,
+            currency: "GBP".into(),
+            completed: false,
+        }
+    }
+}
+
+/// A setup intent to save a new card with Stripe.js.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct BillingUpdateResponse {
+    #[oai(rename = "clientSecret")]
+    pub client_secret: String,
+    #[oai(rename = "publicKey")]
+    pub public_key: String,
+}
+
+impl Example for BillingUpdateResponse {
+    fn example() -> Self {
+        BillingUpdateResponse {
+            client_secret: "seti_1Q1a2b3C4d5E6f7G_secret_abc123".into(),
+            public_key: "pk_test_boxofficesimulator".into(),
+        }
+    }
+}
+
+/// One payment attempt or refund.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "PascalCase")]
+pub struct TransactionEntry {
+    pub created_at: DateTime<Utc>,
+    pub description: String,
+    /// `StripeCard`.
+    pub provider: String,
+    /// The payment intent or refund id at the provider.
+    pub reference: String,
+    pub currency_code: String,
+    /// Major units; refunds are negative.
+    pub amount: f64,
+    /// `1` succeeded, `-1` failed.
+    pub status: i32,
+    /// Why it failed, in the provider's words (`Your card has insufficient funds.`).
+    pub provider_message: Option<String>,
+}
+
+impl From<&Transaction> for TransactionEntry {
+    fn from(transaction: &Transaction) -> Self {
+        TransactionEntry {
+            created_at: transaction.created_at,
+            description: transaction.description.clone(),
+            provider: transaction.provider.method_name().to_owned(),
+            reference: transaction.reference.clone(),
+            currency_code: transaction.amount.currency.code().to_owned(),
+            amount: transaction.amount.major_units(),
+            status: if transaction.succeeded { 1 } else { -1 },
+            provider_message: transaction.provider_message.clone(),
+        }
+    }
+}
+
+/// The customer's transactions, one page.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct TransactionList {
+    pub page: u64,
+    pub size: u64,
+    pub sort: Order,
+    pub transactions: Vec<TransactionEntry>,
+}
+
+impl Example for TransactionList {
+    fn example() -> Self {
+        TransactionList {
+            page: 1,
+            size: 20,
+            sort: Order::Desc,
+            transactions: vec![TransactionEntry {
+                created_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+                description: "Monthly Pass".into(),
+                provider: "StripeCard".into(),
+                reference: "pi_3Q1a2b3C4d5E6f7G".into(),
+                currency_code: "GBP".into(),
+                amount: 9.99,
+                status: -1,
+                provider_message: Some("Your card has insufficient funds.".into()),
+            }],
+        }
+    }
+}
+
+/// Which subscription to cancel, and how.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct CancellationRequest {
+    /// The customer subscription id (`Account.Subscriptions[].Id`), not the package id.
+    #[oai(rename = "customerSubscriptionId")]
+    pub customer_subscription_id: JsonString,
+    pub reason: JsonString,
+    #[oai(rename = "sendEmail")]
+    pub send_email: Option<bool>,
+    /// Cancel now (access ends at once) instead of at the end of the paid period.
+    pub immediate: Option<bool>,
+}
+
+impl Example for CancellationRequest {
+    fn example() -> Self {
+        CancellationRequest {
+            customer_subscription_id: "f8a32af7-5b37-41d1-a97c-0174fe380e9a".into(),
+            reason: "Too expensive".into(),
+            send_email: Some(false),
+            immediate: Some(false),
+        }
+    }
+}
+
+/// The admin backend's discount events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum DiscountSyncEvent {
+    DiscountCreatedOrUpdatedEvent,
+    DiscountVouchersUpdatedEvent,
+}
+
+/// A discount changed in the admin backend; re-read it.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct DiscountSyncRequest {
+    pub site: JsonString,
+    pub event: DiscountSyncEvent,
+    #[oai(rename = "discountId")]
+    pub discount_id: JsonString,
+}
+
+impl Example for DiscountSyncRequest {
+    fn example() -> Self {
+        DiscountSyncRequest {
+            site: "boxoffice".into(),
+            event: DiscountSyncEvent::DiscountCreatedOrUpdatedEvent,
+            discount_id: "3c2a7e5d-8f14-4b9a-a6d0-2e1f9c7b4a83".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "PascalCase")]
+pub struct ResponseMetadata {
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "PascalCase")]
+pub struct SendMessageResponse {
+    pub response_metadata: ResponseMetadata,
+}
+
+/// The sync was accepted (the shape of the queue's answer, as CloudPay returns it).
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "PascalCase")]
+pub struct DiscountSyncResponse {
+    pub send_message_response: SendMessageResponse,
 }

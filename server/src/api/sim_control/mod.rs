@@ -10,6 +10,8 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::clock::{Clock, ClockError, VirtualClock};
+use crate::config::DiscountConfig;
+use crate::core::Core;
 
 #[derive(Tags)]
 enum ControlTags {
@@ -17,6 +19,57 @@ enum ControlTags {
     Control,
     /// The virtual clock every part of simulator mode reads.
     Clock,
+    /// The admin backend's side of CloudPay: discount codes.
+    Admin,
+}
+
+/// A discount code to create: exactly one of `percentOff` and `amountOff` (minor units, with
+/// `currency`).
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct NewDiscount {
+    pub code: String,
+    pub percent_off: Option<u32>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    #[oai(default)]
+    pub single_use: bool,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Package ids it applies to; empty for all.
+    #[oai(default)]
+    pub packages: Vec<String>,
+}
+
+impl Example for NewDiscount {
+    fn example() -> Self {
+        NewDiscount {
+            code: "ONCE-ONLY-25".into(),
+            percent_off: Some(25),
+            amount_off: None,
+            currency: None,
+            single_use: true,
+            valid_from: None,
+            valid_until: None,
+            packages: vec![],
+        }
+    }
+}
+
+/// The created discount.
+#[derive(Debug, Clone, Object)]
+pub struct CreatedDiscount {
+    pub id: String,
+    pub code: String,
+}
+
+#[derive(ApiResponse)]
+enum DiscountCreated {
+    #[oai(status = 201)]
+    Created(Json<CreatedDiscount>),
+    /// Not a valid definition, or the code exists already.
+    #[oai(status = 400)]
+    BadRequest(Json<ControlError>),
 }
 
 /// Every base URL of this simulator-mode process.
@@ -58,6 +111,9 @@ pub struct StripeDetails {
     pub publishable_key: String,
     /// For server-side calls (`sk_test_…`).
     pub secret_key: String,
+    /// The signing secret of the server's `/webhooks/stripe` endpoint at the simulator
+    /// (`whsec_…`), to sign test events.
+    pub webhook_secret: String,
 }
 
 /// A seeded user, ready to sign in.
@@ -83,6 +139,10 @@ pub struct Fixtures {
     pub geo_allowed_countries: Vec<String>,
     /// A country where it is not.
     pub geo_denied_country: String,
+    /// A multi-use code for 50 % off any web package.
+    pub discount_half_code: String,
+    /// A multi-use code for 100 % off the monthly package.
+    pub discount_full_code: String,
 }
 
 /// Everything a frontend developer or a test runner needs to use simulator mode.
@@ -128,6 +188,7 @@ impl Example for SimulatorConfig {
             stripe: StripeDetails {
                 publishable_key: "pk_test_boxofficesimulator".into(),
                 secret_key: "sk_test_boxofficesimulator".into(),
+                webhook_secret: "whsec_boxofficesimulator".into(),
             },
             device_limit: 3,
             test_users: vec![TestUser {
@@ -144,6 +205,8 @@ impl Example for SimulatorConfig {
                 geo_restricted_package_id: "pkg-uk-ireland".into(),
                 geo_allowed_countries: vec!["GB".into(), "IE".into()],
                 geo_denied_country: "US".into(),
+                discount_half_code: "50OFF".into(),
+                discount_full_code: "FREEMONTH".into(),
             },
         }
     }
@@ -155,6 +218,19 @@ impl Example for SimulatorConfig {
 pub struct ClockReading {
     pub now: DateTime<Utc>,
     pub epoch_millis: i64,
+    /// After a move: what the billing clock settled in the time skipped.
+    #[oai(skip_serializing_if_is_none)]
+    pub billing: Option<BillingRun>,
+}
+
+/// Renewals charged, renewals refused (and scheduled for retry), subscriptions expired, and
+/// jobs left for later because a provider was unreachable.
+#[derive(Debug, Clone, Object)]
+pub struct BillingRun {
+    pub renewed: u64,
+    pub failed: u64,
+    pub expired: u64,
+    pub deferred: u64,
 }
 
 impl Example for ClockReading {
@@ -163,6 +239,7 @@ impl Example for ClockReading {
         ClockReading {
             now,
             epoch_millis: now.timestamp_millis(),
+            billing: None,
         }
     }
 }
@@ -223,11 +300,16 @@ pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
 pub struct ControlApi {
     clock: Arc<VirtualClock>,
     config: SimulatorConfig,
+    core: Arc<Core>,
 }
 
 impl ControlApi {
-    pub fn new(clock: Arc<VirtualClock>, config: SimulatorConfig) -> Self {
-        Self { clock, config }
+    pub fn new(clock: Arc<VirtualClock>, config: SimulatorConfig, core: Arc<Core>) -> Self {
+        Self {
+            clock,
+            config,
+            core,
+        }
     }
 
     fn reading(&self) -> ClockReading {
@@ -235,6 +317,7 @@ impl ControlApi {
         ClockReading {
             now,
             epoch_millis: now.timestamp_millis(),
+            billing: None,
         }
     }
 }
@@ -255,6 +338,49 @@ impl ControlApi {
     #[oai(path = "/control/config", method = "get", tag = "ControlTags::Control")]
     async fn config(&self) -> Json<SimulatorConfig> {
         Json(self.config.clone())
+    }
+
+    /// Create a discount code
+    ///
+    /// What CloudPay's admin backend does: a percent or fixed-amount code, single- or
+    /// multi-use, optionally limited in time and to some packages. Codes are matched
+    /// case-insensitively.
+    #[oai(
+        path = "/control/discounts",
+        method = "post",
+        tag = "ControlTags::Admin"
+    )]
+    async fn create_discount(&self, body: Json<NewDiscount>) -> DiscountCreated {
+        let request = body.0;
+        let definition = DiscountConfig {
+            id: uuid::Uuid::new_v4().to_string(),
+            code: request.code,
+            percent_off: request.percent_off,
+            amount_off: request.amount_off,
+            currency: request.currency,
+            single_use: request.single_use,
+            valid_from: request.valid_from.map(|time| time.to_rfc3339()),
+            valid_until: request.valid_until.map(|time| time.to_rfc3339()),
+            packages: request.packages,
+            active: true,
+        };
+        let refused = |message: String| {
+            DiscountCreated::BadRequest(Json(ControlError {
+                error: "invalid_discount".into(),
+                message,
+            }))
+        };
+        let discount = match definition.to_discount() {
+            Ok(discount) => discount,
+            Err(error) => return refused(error.to_string()),
+        };
+        match self.core.define_discount(&discount).await {
+            Ok(()) => DiscountCreated::Created(Json(CreatedDiscount {
+                id: discount.id,
+                code: discount.code,
+            })),
+            Err(error) => refused(error.to_string()),
+        }
     }
 
     /// Read the virtual clock
@@ -287,7 +413,26 @@ impl ControlApi {
             _ => return bad_clock_request("give exactly one of advance and setTo"),
         };
         match moved {
-            Ok(_) => ClockMoveResponse::Moved(Json(self.reading())),
+            Ok(_) => {
+                // Whatever fell due in the skipped time is settled before answering, so the
+                // caller sees renewals, retries and expiries at once.
+                let mut reading = self.reading();
+                match self.core.run_due_billing().await {
+                    Ok(report) => {
+                        reading.billing = Some(BillingRun {
+                            renewed: report.renewed,
+                            failed: report.failed,
+                            expired: report.expired,
+                            deferred: report.deferred,
+                        });
+                        ClockMoveResponse::Moved(Json(reading))
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "billing after a clock move failed");
+                        ClockMoveResponse::Moved(Json(reading))
+                    }
+                }
+            }
             Err(error @ ClockError::Backwards { .. }) => bad_clock_request(error.to_string()),
         }
     }

@@ -1,0 +1,177 @@
+//! `/webhooks/<provider>`: the notifications payment providers send. Each receiver hands
+//! the raw body and its signature to the core, which verifies, de-duplicates and applies.
+//! Its document is `openapi/webhooks.json`.
+
+use std::sync::Arc;
+
+use poem::{Request, RequestBody, Route};
+use poem_openapi::param::Header;
+use poem_openapi::payload::{Json, ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, Tags};
+
+use crate::core::{Core, CoreError, WebhookError, WebhookOutcome};
+
+#[derive(Tags)]
+enum WebhookTags {
+    /// Stripe's webhook events.
+    Stripe,
+}
+
+/// A provider's JSON body, kept byte for byte: the signature covers the exact bytes.
+pub struct SignedJson(pub Vec<u8>);
+
+impl Payload for SignedJson {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type
+            .split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("The provider's event object, exactly as sent."),
+            ..MetaSchema::new("object")
+        }))
+    }
+}
+
+impl ParsePayload for SignedJson {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Self(
+            <Vec<u8> as poem::FromRequest>::from_request(request, body).await?,
+        ))
+    }
+}
+
+// The two-argument form: the one-argument form expands to an unqualified call that only
+// resolves inside poem-openapi.
+poem_openapi::impl_apirequest_for_payload!(SignedJson,);
+
+/// The notification was taken.
+#[derive(Debug, Clone, Object)]
+pub struct WebhookReceipt {
+    pub received: bool,
+    /// `applied`, `replayed` (its id was seen before; nothing changed) or `ignored` (a type
+    /// the server does not act on).
+    pub outcome: String,
+}
+
+/// Why a notification was refused.
+#[derive(Debug, Clone, Object)]
+pub struct WebhookRefusal {
+    pub error: String,
+}
+
+#[derive(ApiResponse)]
+enum WebhookResponse {
+    /// Taken (applied, a replay, or ignored).
+    #[oai(status = 200)]
+    Received(Json<WebhookReceipt>),
+    /// The signature is missing, wrong or too old, or the body is not an event.
+    #[oai(status = 400)]
+    Refused(Json<WebhookRefusal>),
+    /// The server could not apply it now (a provider or the database is unavailable);
+    /// the provider retries.
+    #[oai(status = 503)]
+    Unavailable(Json<WebhookRefusal>),
+}
+
+pub struct WebhookApi(Arc<Core>);
+
+#[OpenApi]
+impl WebhookApi {
+    /// Stripe webhook
+    ///
+    /// Stripe's events for the webhook endpoint registered for this server. The
+    /// `Stripe-Signature` header (`t=…,v1=…`, HMAC-SHA256 with the endpoint's `whsec_…`
+    /// secret over `"<t>.<body>"`) must match and be at most the configured tolerance old
+    /// by the server's clock. An event id seen before changes nothing. Acts on
+    /// `payment_intent.succeeded`, `payment_intent.payment_failed`,
+    /// `payment_intent.canceled`, `setup_intent.succeeded` and `charge.refunded`, always
+    /// re-reading the object from Stripe.
+    #[oai(
+        path = "/stripe",
+        method = "post",
+        tag = "WebhookTags::Stripe",
+        operation_id = "stripe-webhook"
+    )]
+    async fn stripe(
+        &self,
+        #[oai(name = "Stripe-Signature")] signature: Header<Option<String>>,
+        body: SignedJson,
+    ) -> WebhookResponse {
+        match self.0.stripe_webhook(signature.0.as_deref(), &body.0).await {
+            Ok(outcome) => WebhookResponse::Received(Json(WebhookReceipt {
+                received: true,
+                outcome: match outcome {
+                    WebhookOutcome::Applied => "applied",
+                    WebhookOutcome::Replayed => "replayed",
+                    WebhookOutcome::Ignored => "ignored",
+                }
+                .into(),
+            })),
+            Err(WebhookError::Signature(error)) => WebhookResponse::Refused(Json(WebhookRefusal {
+                error: error.to_string(),
+            })),
+            Err(WebhookError::Malformed(message)) => {
+                WebhookResponse::Refused(Json(WebhookRefusal { error: message }))
+            }
+            Err(WebhookError::Core(error)) => refusal(error),
+        }
+    }
+}
+
+/// A core error while applying: the provider should retry, unless the event can never
+/// apply (then it is acknowledged, so that Stripe stops sending it).
+fn refusal(error: CoreError) -> WebhookResponse {
+    match error {
+        CoreError::Invalid(message) => {
+            tracing::warn!(%message, "webhook event cannot be applied; acknowledged");
+            WebhookResponse::Received(Json(WebhookReceipt {
+                received: true,
+                outcome: "ignored".into(),
+            }))
+        }
+        error => {
+            tracing::warn!(%error, "webhook not applied now");
+            WebhookResponse::Unavailable(Json(WebhookRefusal {
+                error: "The notification could not be applied now; retry later".into(),
+            }))
+        }
+    }
+}
+
+fn service(core: Arc<Core>, server_url: &str) -> OpenApiService<WebhookApi, ()> {
+    OpenApiService::new(
+        WebhookApi(core),
+        "boxoffice webhooks",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "The notifications payment providers send to boxoffice. Register these URLs with \
+             each provider; every receiver verifies the provider's signature, ignores a \
+             notification it has seen, and answers 2xx once the notification is applied or \
+             known, so that the provider stops retrying.",
+    )
+    .server(server_url)
+}
+
+/// The receivers, their document at `/openapi.json` and Swagger UI at `/docs`.
+pub fn routes(core: Arc<Core>, server_url: &str) -> Route {
+    let service = service(core, server_url);
+    Route::new()
+        .nest("/docs", service.swagger_ui())
+        .at("/openapi.json", service.spec_endpoint())
+        .nest("/", service)
+}
+
+/// The document, as committed under `openapi/webhooks.json`.
+pub fn document(core: Arc<Core>, server_url: &str) -> String {
+    service(core, server_url).spec()
+}

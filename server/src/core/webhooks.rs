@@ -1,0 +1,183 @@
+//! Notifications from payment providers. Each is verified, recognised when seen before,
+//! and applied by re-reading the object it names from the provider (so an old or
+//! reordered notification never rolls state back).
+
+use super::{Core, CoreError};
+use crate::core::model::{PaymentProvider, Transaction, TransactionKind};
+use crate::providers::stripe::{Event, EventObject, SignatureError, verify_signature};
+
+/// What became of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Applied,
+    /// Its id was seen before; nothing changed.
+    Replayed,
+    /// A type boxoffice does not act on.
+    Ignored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("signature refused: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("{0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl Core {
+    /// A Stripe webhook: `Stripe-Signature` checked against the endpoint secret with the
+    /// Clock's now, the event id remembered, the intent or charge re-read and settled.
+    pub async fn stripe_webhook(
+        &self,
+        signature: Option<&str>,
+        payload: &[u8],
+    ) -> Result<WebhookOutcome, WebhookError> {
+        let stripe = self.stripe()?;
+        let settings = stripe.settings();
+        verify_signature(
+            signature,
+            payload,
+            &settings.webhook_secret,
+            self.now(),
+            settings.webhook_tolerance_seconds,
+        )?;
+        let event = Event::parse(payload).map_err(WebhookError::Malformed)?;
+        if self
+            .store
+            .event_seen(PaymentProvider::Stripe, &event.id)
+            .await
+            .map_err(CoreError::from)?
+        {
+            return Ok(WebhookOutcome::Replayed);
+        }
+        let outcome = match &event.object {
+            EventObject::PaymentIntent(intent) if self.renewal_recorded(intent).await? => {
+                WebhookOutcome::Applied
+            }
+            EventObject::PaymentIntent(intent) => {
+                let intent = self.fresh_payment_intent(&intent.id).await?;
+                self.settle_payment_intent(&intent, Some(&event.id)).await?;
+                WebhookOutcome::Applied
+            }
+            EventObject::SetupIntent(intent) => {
+                let intent = stripe.setup_intent(&intent.id).await.map_err(|error| {
+                    CoreError::ProviderUnavailable {
+                        provider: "Stripe",
+                        detail: error.to_string(),
+                    }
+                })?;
+                self.settle_setup_intent(&intent).await?;
+                WebhookOutcome::Applied
+            }
+            EventObject::Charge(charge) if event.event_type == "charge.refunded" => {
+                self.settle_refunds(&charge.id).await?;
+                WebhookOutcome::Applied
+            }
+            EventObject::Charge(_) | EventObject::Other => WebhookOutcome::Ignored,
+        };
+        self.store
+            .remember_event(
+                PaymentProvider::Stripe,
+                &event.id,
+                &event.event_type,
+                self.now(),
+            )
+            .await
+            .map_err(CoreError::from)?;
+        Ok(outcome)
+    }
+
+    /// Whether the event's intent is a renewal the billing clock already recorded (the usual
+    /// case: the worker has Stripe's answer before the webhook arrives), so that Stripe
+    /// need not be asked again.
+    async fn renewal_recorded(
+        &self,
+        intent: &crate::providers::stripe::PaymentIntent,
+    ) -> Result<bool, CoreError> {
+        let metadata = &intent.metadata;
+        let (Some(subscription_id), Some(period)) = (
+            metadata.get(crate::providers::stripe::metadata::SUBSCRIPTION),
+            metadata
+                .get(crate::providers::stripe::metadata::PERIOD)
+                .and_then(|period| period.parse::<i64>().ok()),
+        ) else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .subscription(subscription_id)
+            .await?
+            .is_some_and(|subscription| subscription.current_period >= period))
+    }
+
+    async fn fresh_payment_intent(
+        &self,
+        id: &str,
+    ) -> Result<crate::providers::stripe::PaymentIntent, CoreError> {
+        self.stripe()?
+            .payment_intent(id)
+            .await
+            .map_err(|error| CoreError::ProviderUnavailable {
+                provider: "Stripe",
+                detail: error.to_string(),
+            })
+    }
+
+    /// Records the refunds of a charge we took, and ends the subscription it paid for once
+    /// the charge is refunded in full.
+    async fn settle_refunds(&self, charge_id: &str) -> Result<(), CoreError> {
+        let Some(payment) = self
+            .store
+            .payment_by_external_id(PaymentProvider::Stripe, charge_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let stripe = self.stripe()?;
+        let unavailable =
+            |error: crate::providers::stripe::StripeClientError| CoreError::ProviderUnavailable {
+                provider: "Stripe",
+                detail: error.to_string(),
+            };
+        let charge = stripe.charge(charge_id).await.map_err(unavailable)?;
+        let refunds = stripe
+            .refunds_of_charge(charge_id)
+            .await
+            .map_err(unavailable)?;
+        let now = self.now();
+        for refund in refunds
+            .iter()
+            .filter(|refund| refund.status.as_deref() == Some("succeeded"))
+        {
+            let transaction = Transaction {
+                id: uuid::Uuid::new_v4().to_string(),
+                customer_id: payment.customer_id.clone(),
+                subscription_id: payment.subscription_id.clone(),
+                basket_id: payment.basket_id.clone(),
+                kind: TransactionKind::Refund,
+                provider: PaymentProvider::Stripe,
+                external_id: refund.id.clone(),
+                reference: refund.id.clone(),
+                description: format!("Refund: {}", payment.description),
+                amount: crate::core::model::Money {
+                    minor_units: -refund.amount,
+                    currency: payment.amount.currency,
+                },
+                succeeded: true,
+                provider_message: None,
+                period: payment.period,
+                created_at: now,
+            };
+            self.store.record_transaction(&transaction).await?;
+        }
+        if charge.refunded
+            && let Some(subscription_id) = &payment.subscription_id
+            && let Some(subscription) = self.store.subscription(subscription_id).await?
+        {
+            self.refund_subscription(&subscription).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! The parts of Stripe's objects boxoffice reads. Unknown fields are ignored, so newer API
+//! versions keep working.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::core::model::CardSummary;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Customer {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentIntentStatus {
+    RequiresPaymentMethod,
+    RequiresConfirmation,
+    RequiresAction,
+    Processing,
+    RequiresCapture,
+    Canceled,
+    Succeeded,
+}
+
+/// Why the last attempt failed (`last_payment_error`, or the `error` of a 402).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PaymentError {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub code: Option<String>,
+    pub decline_code: Option<String>,
+    pub message: Option<String>,
+    pub charge: Option<String>,
+}
+
+/// A field that Stripe returns as an id or, when expanded, as the object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable<T> {
+    Id(String),
+    Object(Box<T>),
+}
+
+impl<T: HasId> Expandable<T> {
+    pub fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) => id,
+            Expandable::Object(object) => object.id(),
+        }
+    }
+
+    pub fn object(&self) -> Option<&T> {
+        match self {
+            Expandable::Id(_) => None,
+            Expandable::Object(object) => Some(object),
+        }
+    }
+}
+
+pub trait HasId {
+    fn id(&self) -> &str;
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentIntent {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: PaymentIntentStatus,
+    pub client_secret: Option<String>,
+    pub customer: Option<String>,
+    pub payment_method: Option<Expandable<PaymentMethod>>,
+    pub latest_charge: Option<Expandable<Charge>>,
+    pub last_payment_error: Option<PaymentError>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl PaymentIntent {
+    /// The id of the intent's latest attempt (its charge), failed or not, when Stripe
+    /// names one.
+    pub fn charge_id(&self) -> Option<String> {
+        self.latest_charge
+            .as_ref()
+            .map(|charge| charge.id().to_owned())
+            .or_else(|| {
+                self.last_payment_error
+                    .as_ref()
+                    .and_then(|error| error.charge.clone())
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetupIntentStatus {
+    RequiresPaymentMethod,
+    RequiresConfirmation,
+    RequiresAction,
+    Processing,
+    Canceled,
+    Succeeded,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetupIntent {
+    pub id: String,
+    pub status: SetupIntentStatus,
+    pub client_secret: Option<String>,
+    pub customer: Option<String>,
+    pub payment_method: Option<Expandable<PaymentMethod>>,
+    pub last_setup_error: Option<PaymentError>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentMethod {
+    pub id: String,
+    pub card: Option<Card>,
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Card {
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: i32,
+    pub country: Option<String>,
+}
+
+impl From<&Card> for CardSummary {
+    fn from(card: &Card) -> Self {
+        CardSummary {
+            brand: card.brand.clone(),
+            last4: card.last4.clone(),
+            exp_month: card.exp_month,
+            exp_year: card.exp_year,
+            country: card.country.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    pub currency: String,
+    pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub refunded: bool,
+    pub status: String,
+    pub failure_message: Option<String>,
+    pub refunds: Option<RefundList>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefundList {
+    pub data: Vec<Refund>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: Option<String>,
+}
+
+impl HasId for PaymentMethod {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for Charge {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A webhook event, with the object it carries decoded for the types boxoffice acts on.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub event_type: String,
+    pub created: i64,
+    pub object: EventObject,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventObject {
+    PaymentIntent(PaymentIntent),
+    SetupIntent(SetupIntent),
+    Charge(Charge),
+    /// A type boxoffice does not act on; acknowledged and ignored.
+    Other,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    created: i64,
+    data: RawEventData,
+}
+
+#[derive(Deserialize)]
+struct RawEventData {
+    object: serde_json::Value,
+}
+
+impl Event {
+    /// Reads a webhook body; an error says why it is not a Stripe event.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let raw: RawEvent =
+            serde_json::from_slice(body).map_err(|error| format!("not a Stripe event: {error}"))?;
+        let decode_error = |error: serde_json::Error| {
+            format!("event {} has an unreadable object: {error}", raw.id)
+        };
+        let object = match raw.event_type.split_once('.').map(|(kind, _)| kind) {
+            Some("payment_intent") => EventObject::PaymentIntent(
+                serde_json::from_value(raw.data.object).map_err(decode_error)?,
+            ),
+            Some("setup_intent") => EventObject::SetupIntent(
+                serde_json::from_value(raw.data.object).map_err(decode_error)?,
+            ),
+            Some("charge") => {
+                EventObject::Charge(serde_json::from_value(raw.data.object).map_err(decode_error)?)
+            }
+            _ => EventObject::Other,
+        };
+        Ok(Event {
+            id: raw.id,
+            event_type: raw.event_type,
+            created: raw.created,
+            object,
+        })
+    }
+}
+
+/// Stripe's error body: `{"error": {...}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub code: Option<String>,
+    pub decline_code: Option<String>,
+    pub message: Option<String>,
+    pub param: Option<String>,
+    pub payment_intent: Option<PaymentIntent>,
+}

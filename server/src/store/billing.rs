@@ -1,0 +1,919 @@
+//! Baskets, subscriptions, transactions, billing profiles, the billing clock's jobs and
+//! the provider events already applied.
+//!
+//! Invariant: every change of a subscription is guarded by the state it was decided from
+//! (`status` and `current_period`), so two replicas or a replayed notification racing on
+//! one subscription cannot both apply; the loser sees zero rows changed.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction as SqlTransaction};
+
+use super::{Backend, Store, StoreError, classify, from_millis, to_millis};
+use crate::core::model::{
+    Basket, BasketKind, BasketPurpose, BasketStatus, BillingProfile, CardSummary, Currency, Money,
+    PaymentProvider, Subscription, SubscriptionStatus, Transaction, TransactionKind,
+};
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn money(minor: i64, currency: &str) -> Result<Money, StoreError> {
+    Ok(Money {
+        minor_units: minor,
+        currency: Currency::parse(currency).ok_or_else(|| corrupt("currency", currency))?,
+    })
+}
+
+fn optional_time(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(from_millis)
+        .transpose()
+}
+
+macro_rules! basket_columns {
+    () => {
+        "id, customer_id, kind, purpose, package_id, list_amount_minor, amount_minor, currency, \
+         discount_id, client_secret, status, subscription_id, created_at"
+    };
+}
+
+fn basket_from_row(row: &AnyRow) -> Result<Basket, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let purpose: String = row.try_get("purpose")?;
+    let status: String = row.try_get("status")?;
+    let currency: Option<String> = row.try_get("currency")?;
+    let price = |column: &str| -> Result<Option<Money>, StoreError> {
+        match (row.try_get::<Option<i64>, _>(column)?, &currency) {
+            (Some(minor), Some(currency)) => Ok(Some(money(minor, currency)?)),
+            _ => Ok(None),
+        }
+    };
+    Ok(Basket {
+        id: row.try_get("id")?,
+        customer_id: row.try_get("customer_id")?,
+        kind: BasketKind::parse(&kind).ok_or_else(|| corrupt("basket kind", &kind))?,
+        purpose: BasketPurpose::parse(&purpose)
+            .ok_or_else(|| corrupt("basket purpose", &purpose))?,
+        package_id: row.try_get("package_id")?,
+        list_price: price("list_amount_minor")?,
+        price: price("amount_minor")?,
+        discount_id: row.try_get("discount_id")?,
+        client_secret: row.try_get("client_secret")?,
+        status: BasketStatus::parse(&status).ok_or_else(|| corrupt("basket status", &status))?,
+        subscription_id: row.try_get("subscription_id")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+    })
+}
+
+macro_rules! subscription_columns {
+    () => {
+        "id, customer_id, package_id, provider, origin_reference, status, recurring, auto_renew, \
+         amount_minor, currency, current_period, current_period_start, current_period_end, \
+         access_until, cancel_at_period_end, cancelled_at, ended_at, last_failure_code, created_at"
+    };
+}
+
+fn subscription_from_row(row: &AnyRow) -> Result<Subscription, StoreError> {
+    let provider: String = row.try_get("provider")?;
+    let status: String = row.try_get("status")?;
+    let currency: String = row.try_get("currency")?;
+    Ok(Subscription {
+        id: row.try_get("id")?,
+        customer_id: row.try_get("customer_id")?,
+        package_id: row.try_get("package_id")?,
+        provider: PaymentProvider::parse(&provider)
+            .ok_or_else(|| corrupt("provider", &provider))?,
+        origin_reference: row.try_get("origin_reference")?,
+        status: SubscriptionStatus::parse(&status)
+            .ok_or_else(|| corrupt("subscription status", &status))?,
+        recurring: row.try_get::<i64, _>("recurring")? != 0,
+        auto_renew: row.try_get::<i64, _>("auto_renew")? != 0,
+        price: money(row.try_get("amount_minor")?, &currency)?,
+        current_period: row.try_get("current_period")?,
+        current_period_start: from_millis(row.try_get("current_period_start")?)?,
+        current_period_end: from_millis(row.try_get("current_period_end")?)?,
+        access_until: optional_time(row, "access_until")?,
+        cancel_at_period_end: row.try_get::<i64, _>("cancel_at_period_end")? != 0,
+        cancelled_at: optional_time(row, "cancelled_at")?,
+        ended_at: optional_time(row, "ended_at")?,
+        last_failure_code: row.try_get("last_failure_code")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+    })
+}
+
+macro_rules! transaction_columns {
+    () => {
+        "id, customer_id, subscription_id, basket_id, kind, provider, external_id, reference, \
+         description, amount_minor, currency, succeeded, provider_message, period, created_at"
+    };
+}
+
+fn transaction_from_row(row: &AnyRow) -> Result<Transaction, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let provider: String = row.try_get("provider")?;
+    let currency: String = row.try_get("currency")?;
+    Ok(Transaction {
+        id: row.try_get("id")?,
+        customer_id: row.try_get("customer_id")?,
+        subscription_id: row.try_get("subscription_id")?,
+        basket_id: row.try_get("basket_id")?,
+        kind: TransactionKind::parse(&kind).ok_or_else(|| corrupt("transaction kind", &kind))?,
+        provider: PaymentProvider::parse(&provider)
+            .ok_or_else(|| corrupt("provider", &provider))?,
+        external_id: row.try_get("external_id")?,
+        reference: row.try_get("reference")?,
+        description: row.try_get("description")?,
+        amount: money(row.try_get("amount_minor")?, &currency)?,
+        succeeded: row.try_get::<i64, _>("succeeded")? != 0,
+        provider_message: row.try_get("provider_message")?,
+        period: row.try_get("period")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+    })
+}
+
+fn billing_profile_from_row(row: &AnyRow) -> Result<BillingProfile, StoreError> {
+    let provider: String = row.try_get("provider")?;
+    let card = match (
+        row.try_get::<Option<String>, _>("card_brand")?,
+        row.try_get::<Option<String>, _>("card_last4")?,
+        row.try_get::<Option<i64>, _>("card_exp_month")?,
+        row.try_get::<Option<i64>, _>("card_exp_year")?,
+    ) {
+        (Some(brand), Some(last4), Some(exp_month), Some(exp_year)) => Some(CardSummary {
+            brand,
+            last4,
+            exp_month: u32::try_from(exp_month).map_err(|_| corrupt("card month", "?"))?,
+            exp_year: i32::try_from(exp_year).map_err(|_| corrupt("card year", "?"))?,
+            country: row.try_get("card_country")?,
+        }),
+        _ => None,
+    };
+    Ok(BillingProfile {
+        customer_id: row.try_get("customer_id")?,
+        provider: PaymentProvider::parse(&provider)
+            .ok_or_else(|| corrupt("provider", &provider))?,
+        provider_customer_id: row.try_get("provider_customer_id")?,
+        payment_method_id: row.try_get("payment_method_id")?,
+        card,
+        last_failed_at: optional_time(row, "last_failed_at")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+    })
+}
+
+/// A period of a subscription whose end needs settling, as claimed by one worker.
+#[derive(Debug, Clone)]
+pub struct BillingJob {
+    pub subscription_id: String,
+    /// The period that starts when the job is due (the one to charge for).
+    pub period: i64,
+    pub due_at: DateTime<Utc>,
+    pub failed_attempts: i64,
+}
+
+/// How a subscription changes, guarded by the state it was decided from.
+#[derive(Debug, Clone)]
+pub struct SubscriptionChange<'a> {
+    pub id: &'a str,
+    pub expected_status: SubscriptionStatus,
+    pub expected_period: i64,
+    pub status: SubscriptionStatus,
+    pub current_period: i64,
+    pub current_period_start: DateTime<Utc>,
+    pub current_period_end: DateTime<Utc>,
+    pub access_until: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<&'a str>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub last_failure_code: Option<&'a str>,
+}
+
+impl<'a> SubscriptionChange<'a> {
+    /// Starts from the subscription as read: change the fields that move.
+    pub fn from(subscription: &'a Subscription) -> Self {
+        SubscriptionChange {
+            id: &subscription.id,
+            expected_status: subscription.status,
+            expected_period: subscription.current_period,
+            status: subscription.status,
+            current_period: subscription.current_period,
+            current_period_start: subscription.current_period_start,
+            current_period_end: subscription.current_period_end,
+            access_until: subscription.access_until,
+            cancel_at_period_end: subscription.cancel_at_period_end,
+            cancelled_at: subscription.cancelled_at,
+            cancel_reason: None,
+            ended_at: subscription.ended_at,
+            last_failure_code: subscription.last_failure_code.as_deref(),
+        }
+    }
+}
+
+/// What happens to the billing clock along with a subscription change.
+#[derive(Debug, Clone)]
+pub enum JobChange {
+    /// Leave the jobs as they are.
+    None,
+    /// The claimed job is settled; optionally the next period's job is created.
+    Settle {
+        period: i64,
+        next: Option<(i64, DateTime<Utc>)>,
+    },
+    /// The job stays pending, due again at this time, one more failure recorded.
+    Retry { period: i64, due_at: DateTime<Utc> },
+    /// Every pending job of the subscription is dropped (cancelled, refunded, expired).
+    AbandonAll,
+}
+
+/// A card and customer at the provider, to save on the customer's billing profile.
+#[derive(Debug, Clone)]
+pub struct BillingProfileUpdate<'a> {
+    pub customer_id: &'a str,
+    pub provider: PaymentProvider,
+    pub provider_customer_id: &'a str,
+    pub payment_method_id: Option<&'a str>,
+    pub card: Option<&'a CardSummary>,
+}
+
+impl Store {
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    pub async fn insert_basket(&self, basket: &Basket) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO baskets (",
+            basket_columns!(),
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
+        ))
+        .bind(&basket.id)
+        .bind(&basket.customer_id)
+        .bind(basket.kind.as_str())
+        .bind(basket.purpose.as_str())
+        .bind(basket.package_id.as_deref())
+        .bind(basket.list_price.map(|price| price.minor_units))
+        .bind(basket.price.map(|price| price.minor_units))
+        .bind(basket.price.map(|price| price.currency.code().to_owned()))
+        .bind(basket.discount_id.as_deref())
+        .bind(&basket.client_secret)
+        .bind(basket.status.as_str())
+        .bind(basket.subscription_id.as_deref())
+        .bind(to_millis(basket.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn basket(&self, id: &str) -> Result<Option<Basket>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            basket_columns!(),
+            " FROM baskets WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(basket_from_row).transpose()
+    }
+
+    /// Redeems the discount for the basket and lowers its price, in one transaction. A
+    /// single-use code already redeemed, or a basket that already has a discount, is
+    /// refused by the database (`StoreError::Constraint`) and nothing changes.
+    pub async fn redeem_discount(
+        &self,
+        basket: &Basket,
+        discount_id: &str,
+        single_use: bool,
+        price: Money,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO discount_redemptions (basket_id, discount_id, customer_id, \
+             single_use_key, redeemed_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&basket.id)
+        .bind(discount_id)
+        .bind(&basket.customer_id)
+        .bind(single_use.then_some(discount_id))
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let updated = sqlx::query(
+            "UPDATE baskets SET amount_minor = $2, discount_id = $3, updated_at = $4 \
+             WHERE id = $1 AND status = 'open' AND discount_id IS NULL",
+        )
+        .bind(&basket.id)
+        .bind(price.minor_units)
+        .bind(discount_id)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Constraint(
+                "baskets_open_without_discount".into(),
+            ));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Undoes [`Store::redeem_discount`] when the provider refused the new amount.
+    pub async fn release_discount(
+        &self,
+        basket: &Basket,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM discount_redemptions WHERE basket_id = $1")
+            .bind(&basket.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE baskets SET amount_minor = list_amount_minor, discount_id = NULL, \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(&basket.id)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn billing_profile(
+        &self,
+        customer_id: &str,
+    ) -> Result<Option<BillingProfile>, StoreError> {
+        let row = sqlx::query(
+            "SELECT customer_id, provider, provider_customer_id, payment_method_id, card_brand, \
+             card_last4, card_exp_month, card_exp_year, card_country, last_failed_at, created_at \
+             FROM billing_profiles WHERE customer_id = $1",
+        )
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(billing_profile_from_row).transpose()
+    }
+
+    /// Creates the profile, or updates its provider customer and (when given) its card.
+    pub async fn save_billing_profile(
+        &self,
+        update: &BillingProfileUpdate<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        upsert_billing_profile(&mut tx, update, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    pub async fn subscription_by_origin(
+        &self,
+        provider: PaymentProvider,
+        origin_reference: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE provider = $1 AND origin_reference = $2"
+        ))
+        .bind(provider.as_str())
+        .bind(origin_reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    /// The customer's subscriptions, newest first.
+    pub async fn subscriptions_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE customer_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(subscription_from_row).collect()
+    }
+
+    /// The purchase completes: the basket closes, the subscription starts, the payment (if
+    /// money was taken) is recorded, the card is saved and the billing clock set. Returns
+    /// `false`, changing nothing, when the basket was already completed (a replayed
+    /// notification, or the webhook and the browser racing).
+    pub async fn complete_purchase(
+        &self,
+        basket_id: &str,
+        subscription: &Subscription,
+        payment: Option<&Transaction>,
+        billing: Option<&BillingProfileUpdate<'_>>,
+        first_job_due: Option<(i64, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let closed = sqlx::query(
+            "UPDATE baskets SET status = 'completed', subscription_id = $2, updated_at = $3 \
+             WHERE id = $1 AND status = 'open'",
+        )
+        .bind(basket_id)
+        .bind(&subscription.id)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if closed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(concat!(
+            "INSERT INTO subscriptions (",
+            subscription_columns!(),
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $19)"
+        ))
+        .bind(&subscription.id)
+        .bind(&subscription.customer_id)
+        .bind(&subscription.package_id)
+        .bind(subscription.provider.as_str())
+        .bind(&subscription.origin_reference)
+        .bind(subscription.status.as_str())
+        .bind(i64::from(subscription.recurring))
+        .bind(i64::from(subscription.auto_renew))
+        .bind(subscription.price.minor_units)
+        .bind(subscription.price.currency.code())
+        .bind(subscription.current_period)
+        .bind(to_millis(subscription.current_period_start))
+        .bind(to_millis(subscription.current_period_end))
+        .bind(subscription.access_until.map(to_millis))
+        .bind(i64::from(subscription.cancel_at_period_end))
+        .bind(subscription.cancelled_at.map(to_millis))
+        .bind(subscription.ended_at.map(to_millis))
+        .bind(subscription.last_failure_code.as_deref())
+        .bind(to_millis(subscription.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if let Some(payment) = payment {
+            insert_transaction(&mut tx, payment).await?;
+        }
+        if let Some(billing) = billing {
+            upsert_billing_profile(&mut tx, billing, now).await?;
+        }
+        if let Some((period, due_at)) = first_job_due {
+            insert_job(&mut tx, &subscription.id, period, due_at, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The customer's newest open purchase basket for a package.
+    pub async fn open_basket_for(
+        &self,
+        customer_id: &str,
+        package_id: &str,
+    ) -> Result<Option<Basket>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            basket_columns!(),
+            " FROM baskets WHERE customer_id = $1 AND package_id = $2 AND status = 'open' \
+             AND purpose = 'purchase' ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(customer_id)
+        .bind(package_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(basket_from_row).transpose()
+    }
+
+    /// Marks a billing-update basket done.
+    pub async fn close_basket(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE baskets SET status = 'completed', updated_at = $2 WHERE id = $1 \
+             AND status = 'open'",
+        )
+        .bind(id)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Makes the pending renewal of every past-due subscription of the customer due now
+    /// (a new card was saved).
+    pub async fn retry_past_due_now(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE billing_jobs SET due_at = $2, claimed_by = NULL, claimed_until = NULL, \
+             updated_at = $2 WHERE status = 'pending' AND subscription_id IN \
+             (SELECT id FROM subscriptions WHERE customer_id = $1 AND status = 'past_due')",
+        )
+        .bind(customer_id)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Settles a job that has nothing left to do.
+    pub async fn finish_job(&self, job: &BillingJob) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, claimed_until = NULL \
+             WHERE subscription_id = $1 AND period = $2",
+        )
+        .bind(&job.subscription_id)
+        .bind(job.period)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a basket abandoned (its intent was cancelled at the provider).
+    pub async fn cancel_basket(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE baskets SET status = 'canceled', updated_at = $2 WHERE id = $1 \
+             AND status = 'open'",
+        )
+        .bind(id)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records an attempt or a refund; the same provider id twice is recorded once.
+    /// Returns whether it was new.
+    pub async fn record_transaction(&self, transaction: &Transaction) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let new = insert_transaction(&mut tx, transaction).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    pub async fn mark_billing_failed(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE billing_profiles SET last_failed_at = $2 WHERE customer_id = $1")
+            .bind(customer_id)
+            .bind(to_millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Applies a subscription change with what comes with it, in one transaction: the
+    /// transaction to record (if any) and the billing clock's change. Returns `false`,
+    /// changing nothing, when the subscription is no longer in the state the change was
+    /// decided from.
+    pub async fn change_subscription(
+        &self,
+        change: &SubscriptionChange<'_>,
+        transaction: Option<&Transaction>,
+        jobs: &JobChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE subscriptions SET status = $4, current_period = $5, current_period_start = $6, \
+             current_period_end = $7, access_until = $8, cancel_at_period_end = $9, \
+             cancelled_at = $10, cancel_reason = COALESCE($11, cancel_reason), ended_at = $12, \
+             last_failure_code = $14, updated_at = $13 WHERE id = $1 AND status = $2 AND current_period = $3",
+        )
+        .bind(change.id)
+        .bind(change.expected_status.as_str())
+        .bind(change.expected_period)
+        .bind(change.status.as_str())
+        .bind(change.current_period)
+        .bind(to_millis(change.current_period_start))
+        .bind(to_millis(change.current_period_end))
+        .bind(change.access_until.map(to_millis))
+        .bind(i64::from(change.cancel_at_period_end))
+        .bind(change.cancelled_at.map(to_millis))
+        .bind(change.cancel_reason)
+        .bind(change.ended_at.map(to_millis))
+        .bind(to_millis(now))
+        .bind(change.last_failure_code)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(transaction) = transaction {
+            insert_transaction(&mut tx, transaction).await?;
+        }
+        match jobs {
+            JobChange::None => {}
+            JobChange::Settle { period, next } => {
+                sqlx::query(
+                    "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, \
+                     claimed_until = NULL, updated_at = $3 \
+                     WHERE subscription_id = $1 AND period = $2",
+                )
+                .bind(change.id)
+                .bind(period)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+                if let Some((next_period, due_at)) = next {
+                    insert_job(&mut tx, change.id, *next_period, *due_at, now).await?;
+                }
+            }
+            JobChange::Retry { period, due_at } => {
+                sqlx::query(
+                    "UPDATE billing_jobs SET due_at = $3, failed_attempts = failed_attempts + 1, \
+                     claimed_by = NULL, claimed_until = NULL, updated_at = $4 \
+                     WHERE subscription_id = $1 AND period = $2 AND status = 'pending'",
+                )
+                .bind(change.id)
+                .bind(period)
+                .bind(to_millis(*due_at))
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            JobChange::AbandonAll => {
+                sqlx::query(
+                    "UPDATE billing_jobs SET status = 'abandoned', claimed_by = NULL, \
+                     claimed_until = NULL, updated_at = $2 \
+                     WHERE subscription_id = $1 AND status = 'pending'",
+                )
+                .bind(change.id)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Claims up to `limit` jobs due at `now` for `worker` until `lease_until`. On
+    /// PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`, so replicas
+    /// claiming at once take disjoint sets; SQLite has one writer, which serialises claims.
+    /// A job whose lease ran out (its worker died) is claimable again.
+    pub async fn claim_due_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<BillingJob>, StoreError> {
+        let lock = if self.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE billing_jobs SET claimed_by = $1, claimed_until = $3, updated_at = $2 \
+             WHERE (subscription_id, period) IN (SELECT subscription_id, period FROM billing_jobs \
+             WHERE status = 'pending' AND due_at <= $2 \
+             AND (claimed_until IS NULL OR claimed_until < $2) \
+             ORDER BY due_at, subscription_id LIMIT $4{lock}) \
+             RETURNING subscription_id, period, due_at, failed_attempts"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(to_millis(now))
+            .bind(to_millis(lease_until))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BillingJob {
+                    subscription_id: row.try_get("subscription_id")?,
+                    period: row.try_get("period")?,
+                    due_at: from_millis(row.try_get("due_at")?)?,
+                    failed_attempts: row.try_get("failed_attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Gives a claimed job back without settling it (the provider could not be reached).
+    pub async fn release_job(&self, job: &BillingJob, worker: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE billing_jobs SET claimed_by = NULL, claimed_until = NULL \
+             WHERE subscription_id = $1 AND period = $2 AND claimed_by = $3",
+        )
+        .bind(&job.subscription_id)
+        .bind(job.period)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The customer's transactions, one page.
+    pub async fn transactions_of(
+        &self,
+        customer_id: &str,
+        ascending: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                transaction_columns!(),
+                " FROM transactions WHERE customer_id = $1 ORDER BY created_at {0}, id {0} \
+                 LIMIT $2 OFFSET $3"
+            ),
+            if ascending { "ASC" } else { "DESC" }
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(customer_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(transaction_from_row).collect()
+    }
+
+    /// The successful payment recorded for a provider's charge, if any.
+    pub async fn payment_by_external_id(
+        &self,
+        provider: PaymentProvider,
+        external_id: &str,
+    ) -> Result<Option<Transaction>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            transaction_columns!(),
+            " FROM transactions WHERE provider = $1 AND external_id = $2 AND kind = 'payment'"
+        ))
+        .bind(provider.as_str())
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(transaction_from_row).transpose()
+    }
+
+    /// How many of the customer's live subscriptions wait for the customer to authenticate
+    /// their card before a renewal can succeed.
+    pub async fn awaiting_authentication(&self, customer_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscriptions WHERE customer_id = $1 AND status = 'past_due' \
+             AND last_failure_code = 'authentication_required'",
+        )
+        .bind(customer_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Whether a provider's notification was applied before.
+    pub async fn event_seen(
+        &self,
+        provider: PaymentProvider,
+        event_id: &str,
+    ) -> Result<bool, StoreError> {
+        let seen: Option<String> = sqlx::query_scalar(
+            "SELECT event_id FROM provider_events WHERE provider = $1 AND event_id = $2",
+        )
+        .bind(provider.as_str())
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(seen.is_some())
+    }
+
+    /// Remembers a notification as applied. Its effects are idempotent on their own; this
+    /// makes a replay cheap and visible.
+    pub async fn remember_event(
+        &self,
+        provider: PaymentProvider,
+        event_id: &str,
+        event_type: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO provider_events (provider, event_id, event_type, received_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (provider, event_id) DO NOTHING",
+        )
+        .bind(provider.as_str())
+        .bind(event_id)
+        .bind(event_type)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_transaction(
+    tx: &mut SqlTransaction<'_, Any>,
+    transaction: &Transaction,
+) -> Result<bool, StoreError> {
+    // No conflict target: a second record of the same provider attempt and a second
+    // successful charge for one period are both dropped, whichever constraint sees it.
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO transactions (",
+        transaction_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT DO NOTHING"
+    ))
+    .bind(&transaction.id)
+    .bind(&transaction.customer_id)
+    .bind(transaction.subscription_id.as_deref())
+    .bind(transaction.basket_id.as_deref())
+    .bind(transaction.kind.as_str())
+    .bind(transaction.provider.as_str())
+    .bind(&transaction.external_id)
+    .bind(&transaction.reference)
+    .bind(&transaction.description)
+    .bind(transaction.amount.minor_units)
+    .bind(transaction.amount.currency.code())
+    .bind(i64::from(transaction.succeeded))
+    .bind(transaction.provider_message.as_deref())
+    .bind(transaction.period)
+    .bind(to_millis(transaction.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+async fn insert_job(
+    tx: &mut SqlTransaction<'_, Any>,
+    subscription_id: &str,
+    period: i64,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO billing_jobs (subscription_id, period, due_at, failed_attempts, status, \
+         updated_at) VALUES ($1, $2, $3, 0, 'pending', $4) \
+         ON CONFLICT (subscription_id, period) DO NOTHING",
+    )
+    .bind(subscription_id)
+    .bind(period)
+    .bind(to_millis(due_at))
+    .bind(to_millis(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+async fn upsert_billing_profile(
+    tx: &mut SqlTransaction<'_, Any>,
+    update: &BillingProfileUpdate<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let card = update.card;
+    sqlx::query(
+        "INSERT INTO billing_profiles (customer_id, provider, provider_customer_id, \
+         payment_method_id, card_brand, card_last4, card_exp_month, card_exp_year, card_country, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+         ON CONFLICT (customer_id) DO UPDATE SET provider = excluded.provider, \
+         provider_customer_id = excluded.provider_customer_id, \
+         payment_method_id = COALESCE(excluded.payment_method_id, billing_profiles.payment_method_id), \
+         card_brand = COALESCE(excluded.card_brand, billing_profiles.card_brand), \
+         card_last4 = COALESCE(excluded.card_last4, billing_profiles.card_last4), \
+         card_exp_month = COALESCE(excluded.card_exp_month, billing_profiles.card_exp_month), \
+         card_exp_year = COALESCE(excluded.card_exp_year, billing_profiles.card_exp_year), \
+         card_country = CASE WHEN excluded.card_brand IS NULL THEN billing_profiles.card_country \
+         ELSE excluded.card_country END, \
+         last_failed_at = CASE WHEN excluded.payment_method_id IS NULL \
+         THEN billing_profiles.last_failed_at ELSE NULL END, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(update.customer_id)
+    .bind(update.provider.as_str())
+    .bind(update.provider_customer_id)
+    .bind(update.payment_method_id)
+    .bind(card.map(|card| card.brand.clone()))
+    .bind(card.map(|card| card.last4.clone()))
+    .bind(card.map(|card| i64::from(card.exp_month)))
+    .bind(card.map(|card| i64::from(card.exp_year)))
+    .bind(card.and_then(|card| card.country.clone()))
+    .bind(to_millis(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
