@@ -3,7 +3,7 @@
 //! unknown ones, and calls one rule of the account.
 
 use base64::Engine as _;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -19,16 +19,14 @@ use super::error::ApiError;
 use super::form::Form;
 use super::state::{
     Account, Confirmation, CustomerFields, Metadata, NewCard, NewPaymentIntent, NewRefund,
-    NewSetupIntent, PaymentIntentUpdate, check_metadata, list_page, new_id,
+    NewSetupIntent, PaymentIntentUpdate, check_metadata, new_id,
 };
+use super::table::{Candidates, Page, list_table};
 use super::webhook_api::StripeWebhooksApi;
-use super::{Shared, StoredResponse, StripeSimulator};
+use super::{Shared, StripeSimulator};
 
 /// The API version answered when a request names none.
 pub const DEFAULT_API_VERSION: &str = "2025-03-31.basil";
-
-/// How long Stripe keeps an idempotency key.
-const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 const SERVICE_DESCRIPTION: &str = "A stateful, offline fake of Stripe's API (test mode) for \
 the objects boxoffice uses: customers, payment methods (Stripe's test cards and `pm_card_*` \
@@ -330,41 +328,38 @@ impl StripeSimulator {
                 let scope = if publishable { "pk" } else { "sk" };
                 format!("{scope}:{key}")
             });
-            if let (Some(scoped), Some(key)) = (&scoped_key, &idempotency_key) {
-                shared
-                    .idempotency
-                    .retain(|_, stored| now - stored.created < IDEMPOTENCY_WINDOW);
-                if let Some(stored) = shared.idempotency.get(scoped) {
-                    if stored.endpoint != endpoint {
-                        return Err(ApiError::new(
-                            400,
-                            super::error::ErrorType::Idempotency,
-                            format!(
-                                "Keys for idempotent requests can only be used for the same \
-                                 endpoint they were first used for ('{}' vs '{}'). Try using a \
-                                 key other than '{key}' if you meant to execute a different \
-                                 request.",
-                                stored.path(),
-                                request.uri().path()
-                            ),
-                        ));
-                    }
-                    if stored.form != fingerprint {
-                        return Err(ApiError::new(
-                            400,
-                            super::error::ErrorType::Idempotency,
-                            format!(
-                                "Keys for idempotent requests can only be used with the same \
-                                 parameters they were first used with. Try using a key other \
-                                 than '{key}' if you meant to execute a different request."
-                            ),
-                        ));
-                    }
-                    return Ok((stored.status, stored.body.clone(), true));
+            if let (Some(scoped), Some(key)) = (&scoped_key, &idempotency_key)
+                && let Some(stored) = shared.idempotency.get(scoped, now)
+            {
+                if stored.endpoint != endpoint {
+                    return Err(ApiError::new(
+                        400,
+                        super::error::ErrorType::Idempotency,
+                        format!(
+                            "Keys for idempotent requests can only be used for the same \
+                             endpoint they were first used for ('{}' vs '{}'). Try using a \
+                             key other than '{key}' if you meant to execute a different \
+                             request.",
+                            stored.path(),
+                            request.uri().path()
+                        ),
+                    ));
                 }
+                if !stored.same_parameters(&fingerprint) {
+                    return Err(ApiError::new(
+                        400,
+                        super::error::ErrorType::Idempotency,
+                        format!(
+                            "Keys for idempotent requests can only be used with the same \
+                             parameters they were first used with. Try using a key other \
+                             than '{key}' if you meant to execute a different request."
+                        ),
+                    ));
+                }
+                return Ok((stored.status, stored.body(), true));
             }
             let ctx = Ctx { now, publishable };
-            let events_before = shared.account.events.len();
+            let events_before = shared.account.event_mark();
             let outcome = operation(&mut shared.account, form, &ctx);
             shared.account.attribute_events_to_request(
                 events_before,
@@ -385,16 +380,9 @@ impl StripeSimulator {
             if let Some(scoped) = scoped_key
                 && status != 400
             {
-                shared.idempotency.insert(
-                    scoped,
-                    StoredResponse {
-                        endpoint,
-                        form: fingerprint,
-                        status,
-                        body: body.clone(),
-                        created: now,
-                    },
-                );
+                shared
+                    .idempotency
+                    .insert(scoped, endpoint, &fingerprint, status, &body, now);
             }
             Ok((status, body, false))
         })();
@@ -709,18 +697,21 @@ impl StripeApi {
                 let (limit, after, before) = list_params(&mut form)?;
                 let email = form.string("email")?;
                 form.finish()?;
-                let items = account
-                    .customers
-                    .values()
-                    .filter(|customer| email.is_none() || customer.email == email)
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/customers",
-                    "customer",
+                let candidates = match &email {
+                    Some(email) => account.indexes.customers_by_email.get(email),
+                    None => Candidates::All,
+                };
+                list_table(
+                    &account.customers,
+                    &candidates,
+                    |customer| email.is_none() || customer.email == email,
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/customers",
+                        noun: "customer",
+                    },
                 )
             },
         )
@@ -794,19 +785,18 @@ impl StripeApi {
                 let _ = form.one_of("type", &["card"])?;
                 form.finish()?;
                 account.customer(&customer)?;
-                let items = account
-                    .payment_methods
-                    .values()
-                    .filter(|pm| pm.customer.as_deref() == Some(customer.as_str()))
-                    .collect();
                 let url = format!("/v1/customers/{}/payment_methods", customer.0);
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    &url,
-                    "PaymentMethod",
+                list_table(
+                    &account.payment_methods,
+                    &account.indexes.payment_methods_by_customer.get(&customer),
+                    |pm| pm.customer.as_deref() == Some(customer.as_str()),
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: &url,
+                        noun: "PaymentMethod",
+                    },
                 )
             },
         )
@@ -856,19 +846,22 @@ impl StripeApi {
                         .customer(customer)
                         .map_err(|e| e.with_param("customer").referenced())?;
                 }
-                let items = account
-                    .payment_methods
-                    .values()
-                    .filter(|pm| customer.is_none() || pm.customer == customer)
-                    .filter(|pm| pm.customer.is_some())
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/payment_methods",
-                    "PaymentMethod",
+                let index = &account.indexes.payment_methods_by_customer;
+                let candidates = match &customer {
+                    Some(customer) => index.get(customer),
+                    None => index.any(),
+                };
+                list_table(
+                    &account.payment_methods,
+                    &candidates,
+                    |pm| pm.customer.is_some() && (customer.is_none() || pm.customer == customer),
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/payment_methods",
+                        noun: "PaymentMethod",
+                    },
                 )
             },
         )
@@ -1049,18 +1042,21 @@ impl StripeApi {
                 let (limit, after, before) = list_params(&mut form)?;
                 let customer = form.string("customer")?;
                 form.finish()?;
-                let items = account
-                    .payment_intents
-                    .values()
-                    .filter(|intent| customer.is_none() || intent.customer == customer)
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/payment_intents",
-                    "payment_intent",
+                let candidates = match &customer {
+                    Some(customer) => account.indexes.payment_intents_by_customer.get(customer),
+                    None => Candidates::All,
+                };
+                list_table(
+                    &account.payment_intents,
+                    &candidates,
+                    |intent| customer.is_none() || intent.customer == customer,
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/payment_intents",
+                        noun: "payment_intent",
+                    },
                 )
             },
         )
@@ -1386,21 +1382,26 @@ impl StripeApi {
                 let customer = form.string("customer")?;
                 let payment_method = form.string("payment_method")?;
                 form.finish()?;
-                let items = account
-                    .setup_intents
-                    .values()
-                    .filter(|intent| customer.is_none() || intent.customer == customer)
-                    .filter(|intent| {
-                        payment_method.is_none() || intent.payment_method == payment_method
-                    })
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/setup_intents",
-                    "setupintent",
+                let indexes = &account.indexes;
+                let candidates = match (&customer, &payment_method) {
+                    (Some(customer), _) => indexes.setup_intents_by_customer.get(customer),
+                    (None, Some(pm)) => indexes.setup_intents_by_payment_method.get(pm),
+                    (None, None) => Candidates::All,
+                };
+                list_table(
+                    &account.setup_intents,
+                    &candidates,
+                    |intent| {
+                        (customer.is_none() || intent.customer == customer)
+                            && (payment_method.is_none() || intent.payment_method == payment_method)
+                    },
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/setup_intents",
+                        noun: "setupintent",
+                    },
                 )
             },
         )
@@ -1424,21 +1425,26 @@ impl StripeApi {
                 let charge = form.string("charge")?;
                 let payment_intent = form.string("payment_intent")?;
                 form.finish()?;
-                let items = account
-                    .refunds
-                    .values()
-                    .filter(|refund| charge.is_none() || Some(&refund.charge) == charge.as_ref())
-                    .filter(|refund| {
-                        payment_intent.is_none() || refund.payment_intent == payment_intent
-                    })
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/refunds",
-                    "refund",
+                let indexes = &account.indexes;
+                let candidates = match (&charge, &payment_intent) {
+                    (Some(charge), _) => indexes.refunds_by_charge.get(charge),
+                    (None, Some(intent)) => indexes.refunds_by_payment_intent.get(intent),
+                    (None, None) => Candidates::All,
+                };
+                list_table(
+                    &account.refunds,
+                    &candidates,
+                    |refund| {
+                        (charge.is_none() || Some(&refund.charge) == charge.as_ref())
+                            && (payment_intent.is_none() || refund.payment_intent == payment_intent)
+                    },
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/refunds",
+                        noun: "refund",
+                    },
                 )
             },
         )
@@ -1462,21 +1468,26 @@ impl StripeApi {
                 let customer = form.string("customer")?;
                 let payment_intent = form.string("payment_intent")?;
                 form.finish()?;
-                let items = account
-                    .charges
-                    .values()
-                    .filter(|charge| customer.is_none() || charge.customer == customer)
-                    .filter(|charge| {
-                        payment_intent.is_none() || charge.payment_intent == payment_intent
-                    })
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/charges",
-                    "charge",
+                let indexes = &account.indexes;
+                let candidates = match (&customer, &payment_intent) {
+                    (_, Some(intent)) => indexes.charges_by_payment_intent.get(intent),
+                    (Some(customer), None) => indexes.charges_by_customer.get(customer),
+                    (None, None) => Candidates::All,
+                };
+                list_table(
+                    &account.charges,
+                    &candidates,
+                    |charge| {
+                        (customer.is_none() || charge.customer == customer)
+                            && (payment_intent.is_none() || charge.payment_intent == payment_intent)
+                    },
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/charges",
+                        noun: "charge",
+                    },
                 )
             },
         )

@@ -128,7 +128,7 @@ impl SimStripeControlApi {
         let now = self.simulator.now();
         let (result, caused) = {
             let mut shared = self.simulator.lock();
-            let events_before = shared.account.events.len();
+            let events_before = shared.account.event_mark();
             let result = customer_confirms(&mut shared, &intent, body.0.payment_method, now);
             (result, shared.account.event_ids_since(events_before))
         };
@@ -221,9 +221,7 @@ impl SimStripeControlApi {
         let deliveries = shared
             .account
             .webhooks
-            .deliveries
-            .iter()
-            .rev()
+            .newest_first()
             .filter(|delivery| state.0.is_none_or(|state| delivery.state == state))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .cloned()

@@ -405,7 +405,7 @@ async fn submit_card(Data(simulator): Data<&StripeSimulator>, body: Body) -> Res
             Ok((_, action)) => action,
             Err(error) => return error_page(&error),
         };
-        let events_before = shared.account.events.len();
+        let events_before = shared.account.event_mark();
         let outcome = read_card(&params, now).and_then(|(card, postal_code)| {
             confirm_with_card(&mut shared.account, &checkout, card, &postal_code, now)
         });
@@ -459,7 +459,7 @@ async fn finish_three_d_secure(Data(simulator): Data<&StripeSimulator>, body: Bo
             }
             Err(error) => return error_page(&error),
         }
-        let events_before = shared.account.events.len();
+        let events_before = shared.account.event_mark();
         let redirect_status = match params.get("outcome") {
             Some("complete") => {
                 match super::api::customer_confirms(&mut shared, &checkout.intent, None, now) {

@@ -4,14 +4,23 @@
 //! Each event carries a snapshot of its object as it was when the event happened, the
 //! request that caused it (none for the control surface), and `pending_webhooks`, kept up to
 //! date as deliveries to webhook endpoints succeed.
+//!
+//! As Stripe does, the account keeps the events of the last 30 days ([`EVENT_RETENTION`],
+//! on the host's clock); an older event that a webhook delivery still needs is kept aside
+//! for it until the delivery is settled, and is no longer listed or retrievable.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::api::DEFAULT_API_VERSION;
 use super::error::ApiError;
 use super::state::{Account, new_id};
+
+/// How long events are listed and retrievable.
+pub const EVENT_RETENTION: TimeDelta = TimeDelta::days(30);
 
 /// Every event type the simulator emits: what a webhook endpoint may subscribe to.
 pub const EVENT_TYPES: &[&str] = &[
@@ -50,15 +59,53 @@ pub struct Event {
     pub event_type: String,
     #[serde(skip)]
     pub seq: u64,
+    /// The endpoints the event was queued for (or resent to), each once, and whether one
+    /// of its deliveries there was answered with a 2xx: what `pending_webhooks` counts.
+    #[serde(skip)]
+    pub owed: Vec<Owed>,
+    /// Its deliveries not yet settled (pending or in flight).
+    #[serde(skip)]
+    pub unsettled: u32,
+}
+
+/// An endpoint an event was queued for.
+#[derive(Debug, Clone)]
+pub struct Owed {
+    pub endpoint: String,
+    pub delivered: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EventData {
-    pub object: Value,
+    pub object: CompactJson,
     /// On `*.updated`-like events: the changed fields as they were before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_attributes: Option<Value>,
 }
+
+/// A JSON value kept as its compact text, a fraction of the memory of a [`Value`];
+/// serialized as the value it holds.
+#[derive(Debug, Clone)]
+pub struct CompactJson(Box<str>);
+
+impl CompactJson {
+    pub fn new(value: &Value) -> Self {
+        Self(value.to_string().into_boxed_str())
+    }
+
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for CompactJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
+/// Events past [`EVENT_RETENTION`] that webhook deliveries still need, by id.
+pub type HeldEvents = HashMap<String, Event>;
 
 /// The API request that caused an event; both `null` when no API request did (the
 /// control surface playing the customer or the issuer).
@@ -122,17 +169,30 @@ impl Account {
         previous_attributes: Option<Value>,
         now: DateTime<Utc>,
     ) {
+        self.prune_events(now);
         let seq = self.next_seq();
         let id = new_id("evt");
-        let pending_webhooks = self.webhooks.enqueue(&id, event_type, now);
-        self.event_positions.insert(id.clone(), self.events.len());
-        self.events.push(Event {
+        let owed: Vec<Owed> = self
+            .webhooks
+            .enqueue(&id, event_type, now)
+            .into_iter()
+            .map(|endpoint| Owed {
+                endpoint,
+                delivered: false,
+            })
+            .collect();
+        let pending_webhooks = u32::try_from(owed.len()).unwrap_or(u32::MAX);
+        self.indexes.events_by_type.set(seq, Some(event_type));
+        if pending_webhooks > 0 {
+            self.indexes.undelivered_events.insert(seq);
+        }
+        self.events.insert(Event {
             id,
             object: "event",
             api_version: DEFAULT_API_VERSION.to_owned(),
             created: now.timestamp(),
             data: EventData {
-                object,
+                object: CompactJson::new(&object),
                 previous_attributes,
             },
             livemode: false,
@@ -140,40 +200,71 @@ impl Account {
             request: EventRequest::default(),
             event_type: event_type.to_owned(),
             seq,
+            unsettled: pending_webhooks,
+            owed,
         });
     }
 
+    /// Drops the events older than [`EVENT_RETENTION`]; those with deliveries still
+    /// unsettled are held for them.
+    fn prune_events(&mut self, now: DateTime<Utc>) {
+        let cutoff = (now - EVENT_RETENTION).timestamp();
+        while let Some(oldest) = self.events.first()
+            && oldest.created < cutoff
+        {
+            let id = oldest.id.clone();
+            let Some(event) = self.events.remove(&id) else {
+                break;
+            };
+            self.indexes.events_by_type.set(event.seq, None);
+            self.indexes.undelivered_events.remove(&event.seq);
+            if event.unsettled > 0 {
+                self.held_events.insert(id, event);
+            }
+        }
+    }
+
     pub fn event(&self, id: &str) -> Result<&Event, ApiError> {
-        self.event_positions
+        self.events
             .get(id)
-            .and_then(|position| self.events.get(*position))
             .ok_or_else(|| ApiError::no_such("event", id, "id"))
     }
 
-    pub(super) fn event_mut(&mut self, id: &str) -> Option<&mut Event> {
-        let position = *self.event_positions.get(id)?;
-        self.events.get_mut(position)
+    /// An event, listed or held for its deliveries.
+    pub(super) fn event_for_delivery(&self, id: &str) -> Option<&Event> {
+        self.events.get(id).or_else(|| self.held_events.get(id))
     }
 
-    /// The ids of the events recorded since the log had `since` entries.
-    pub fn event_ids_since(&self, since: usize) -> Vec<String> {
+    pub(super) fn event_for_delivery_mut(&mut self, id: &str) -> Option<&mut Event> {
+        match self.events.get_mut(id) {
+            Some(event) => Some(event),
+            None => self.held_events.get_mut(id),
+        }
+    }
+
+    /// Where the event log is now: what [`Account::event_ids_since`] and
+    /// [`Account::attribute_events_to_request`] count from.
+    pub fn event_mark(&self) -> u64 {
+        self.current_seq()
+    }
+
+    /// The ids of the events recorded since `mark` ([`Account::event_mark`]).
+    pub fn event_ids_since(&self, mark: u64) -> Vec<String> {
         self.events
-            .get(since..)
-            .unwrap_or_default()
-            .iter()
+            .after(mark)
             .map(|event| event.id.clone())
             .collect()
     }
 
-    /// Names the API request that caused the events recorded since the log had `since`
-    /// entries.
+    /// Names the API request that caused the events recorded since `mark`
+    /// ([`Account::event_mark`]).
     pub fn attribute_events_to_request(
         &mut self,
-        since: usize,
+        mark: u64,
         request_id: &str,
         idempotency_key: Option<&str>,
     ) {
-        for event in self.events.iter_mut().skip(since) {
+        for event in self.events.after_mut(mark) {
             event.request = EventRequest {
                 id: Some(request_id.to_owned()),
                 idempotency_key: idempotency_key.map(str::to_owned),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::error::ApiError;
 
 /// One parameter's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FormValue {
     Str(String),
     /// `name[]=a&name[]=b`.
@@ -21,7 +21,7 @@ pub enum FormValue {
 }
 
 /// Parameters not yet read, under a prefix (for the names in error messages).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Form {
     prefix: String,
     fields: BTreeMap<String, FormValue>,

@@ -53,23 +53,23 @@ mod elements;
 mod error;
 mod events;
 mod form;
+mod idempotency;
 mod state;
+mod table;
 mod webhook_api;
 mod webhooks;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
-use serde_json::Value;
 
 pub use self::api::DEFAULT_API_VERSION;
 pub use self::control::SimStripeControlApi;
 pub use self::delivery::{DELIVERY_POLL_INTERVAL, WebhookDeliveryReport};
 pub use self::error::StripeError;
 pub use self::events::EVENT_TYPES;
-use self::form::Form;
+use self::idempotency::IdempotencyKeys;
 use self::state::Account;
 use self::webhooks::NewWebhookEndpoint;
 pub use self::webhooks::{
@@ -119,27 +119,7 @@ struct Inner {
 /// request and the storing of its answer are one step.
 pub(crate) struct Shared {
     pub account: Account,
-    pub idempotency: HashMap<String, StoredResponse>,
-}
-
-/// The answer to a request with an `Idempotency-Key`.
-pub(crate) struct StoredResponse {
-    /// `POST /v1/...`.
-    pub endpoint: String,
-    /// The parameters as first sent.
-    pub form: Form,
-    pub status: u16,
-    pub body: Value,
-    pub created: DateTime<Utc>,
-}
-
-impl StoredResponse {
-    /// The path of [`StoredResponse::endpoint`], as Stripe names it in its messages.
-    pub fn path(&self) -> &str {
-        self.endpoint
-            .split_once(' ')
-            .map_or(self.endpoint.as_str(), |(_, path)| path)
-    }
+    pub idempotency: IdempotencyKeys,
 }
 
 impl StripeSimulator {
@@ -173,7 +153,7 @@ impl StripeSimulator {
                 now,
                 shared: Mutex::new(Shared {
                     account: Account::default(),
-                    idempotency: HashMap::new(),
+                    idempotency: IdempotencyKeys::default(),
                 }),
                 http: OnceLock::new(),
                 delivery_finished: tokio::sync::Notify::new(),

@@ -4,7 +4,7 @@
 //! Objects serialize exactly as Stripe's API returns them (field names, `object`,
 //! `livemode: false`, `created` in unix seconds from the host's clock).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Utc};
 use rand::Rng;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::cards::{Behavior, Decline, TestCard, card_for_number, token_number};
 use super::error::{ApiError, ErrorType};
 pub use super::events::Event;
+use super::table::{Index, Table};
 use super::webhooks::Webhooks;
 
 pub type Metadata = BTreeMap<String, String>;
@@ -382,19 +383,40 @@ pub struct NewRefund {
 #[derive(Default)]
 pub struct Account {
     seq: u64,
-    pub customers: HashMap<String, Customer>,
-    pub payment_methods: HashMap<String, PaymentMethod>,
-    pub payment_intents: HashMap<String, PaymentIntent>,
-    pub setup_intents: HashMap<String, SetupIntent>,
-    pub charges: HashMap<String, Charge>,
-    pub refunds: HashMap<String, Refund>,
-    /// The event log, oldest first.
-    pub events: Vec<Event>,
-    /// Where each event is in [`Account::events`].
-    pub event_positions: HashMap<String, usize>,
+    pub customers: Table<Customer>,
+    pub payment_methods: Table<PaymentMethod>,
+    pub payment_intents: Table<PaymentIntent>,
+    pub setup_intents: Table<SetupIntent>,
+    pub charges: Table<Charge>,
+    pub refunds: Table<Refund>,
+    /// The event log of the last 30 days on the host's clock ([`super::events::EVENT_RETENTION`]).
+    pub events: Table<Event>,
+    /// Events past retention that webhook deliveries still need.
+    pub held_events: super::events::HeldEvents,
+    /// What lists filter by.
+    pub indexes: Indexes,
     pub webhooks: Webhooks,
     /// Declines the control surface queued for a customer's next charge.
     pub forced_declines: HashMap<String, Decline>,
+}
+
+/// The objects (by `seq`) with a given value of the fields lists filter by, kept up to
+/// date as the objects change, so that a filtered list reads only what it shows.
+#[derive(Default)]
+pub struct Indexes {
+    pub customers_by_email: Index,
+    /// Attached payment methods only.
+    pub payment_methods_by_customer: Index,
+    pub payment_intents_by_customer: Index,
+    pub setup_intents_by_customer: Index,
+    pub setup_intents_by_payment_method: Index,
+    pub charges_by_customer: Index,
+    pub charges_by_payment_intent: Index,
+    pub refunds_by_charge: Index,
+    pub refunds_by_payment_intent: Index,
+    pub events_by_type: Index,
+    /// Events some webhook endpoint is still owed (`pending_webhooks > 0`).
+    pub undelivered_events: BTreeSet<u64>,
 }
 
 /// The outcome of trying to charge or set up a card.
@@ -447,6 +469,11 @@ fn empty_to_none(value: String) -> Option<String> {
 impl Account {
     pub(super) fn next_seq(&mut self) -> u64 {
         self.seq += 1;
+        self.seq
+    }
+
+    /// The `seq` of the newest object or event.
+    pub(super) fn current_seq(&self) -> u64 {
         self.seq
     }
 
@@ -539,20 +566,17 @@ impl Account {
             seq,
         };
         let id = customer.id.clone();
-        self.customers.insert(id.clone(), customer);
-        if let Some(pm) = payment_method
-            && let Some(method) = self.payment_methods.get_mut(pm)
-        {
-            method.customer = Some(id.clone());
+        self.customers.insert(customer);
+        if let Some(pm) = payment_method {
+            self.set_payment_method_customer(pm, Some(&id));
         }
         let customer = match self.apply_customer_fields(&id, fields) {
             Ok(customer) => customer,
             Err(error) => {
+                self.indexes.customers_by_email.set(seq, None);
                 self.customers.remove(&id);
-                if let Some(pm) = payment_method
-                    && let Some(method) = self.payment_methods.get_mut(pm)
-                {
-                    method.customer = None;
+                if let Some(pm) = payment_method {
+                    self.set_payment_method_customer(pm, None);
                 }
                 return Err(error);
             }
@@ -620,7 +644,11 @@ impl Account {
         if let Some(pm) = fields.default_payment_method {
             customer.invoice_settings.default_payment_method = empty_to_none(pm);
         }
-        Ok(customer.clone())
+        let customer = customer.clone();
+        self.indexes
+            .customers_by_email
+            .set(customer.seq, customer.email.as_deref());
+        Ok(customer)
     }
 
     // ---------------------------------------------------------------- payment methods
@@ -732,8 +760,7 @@ impl Account {
             method_type: "card",
             seq,
         };
-        self.payment_methods
-            .insert(method.id.clone(), method.clone());
+        self.payment_methods.insert(method.clone());
         Ok(method)
     }
 
@@ -788,17 +815,28 @@ impl Account {
         self.payment_method(pm, "payment_method").cloned()
     }
 
+    /// Sets (or clears) the customer a payment method is attached to.
+    fn set_payment_method_customer(&mut self, pm: &str, customer: Option<&str>) {
+        let Some(method) = self.payment_methods.get_mut(pm) else {
+            return;
+        };
+        method.customer = customer.map(str::to_owned);
+        self.indexes
+            .payment_methods_by_customer
+            .set(method.seq, customer);
+    }
+
     /// Attaches a payment method to a customer after a payment or setup that saves it
     /// (`payment_method.attached` unless it already was).
     fn save_payment_method(&mut self, pm: &str, customer: &str, now: DateTime<Utc>) {
-        let Some(method) = self.payment_methods.get_mut(pm) else {
+        let Some(method) = self.payment_methods.get(pm) else {
             return;
         };
         if method.customer.as_deref() == Some(customer) {
             return;
         }
-        method.customer = Some(customer.to_owned());
-        let method = json!(method);
+        self.set_payment_method_customer(pm, Some(customer));
+        let method = json!(self.payment_methods.get(pm));
         self.record_event("payment_method.attached", method, now);
     }
 
@@ -814,6 +852,9 @@ impl Account {
             .with_code("payment_method_unexpected_state"));
         };
         let detached = method.clone();
+        self.indexes
+            .payment_methods_by_customer
+            .set(detached.seq, None);
         if let Some(customer) = self.customers.get_mut(&owner)
             && customer.invoice_settings.default_payment_method.as_deref() == Some(pm)
         {
@@ -915,8 +956,10 @@ impl Account {
             seq,
             off_session: false,
         };
-        self.payment_intents
-            .insert(intent.id.clone(), intent.clone());
+        self.payment_intents.insert(intent.clone());
+        self.indexes
+            .payment_intents_by_customer
+            .set(intent.seq, intent.customer.as_deref());
         self.record_event("payment_intent.created", json!(intent), now);
         Ok(intent)
     }
@@ -990,7 +1033,11 @@ impl Account {
             intent.status = IntentStatus::RequiresConfirmation;
             intent.next_action = None;
         }
-        Ok(intent.clone())
+        let intent = intent.clone();
+        self.indexes
+            .payment_intents_by_customer
+            .set(intent.seq, intent.customer.as_deref());
+        Ok(intent)
     }
 
     /// Confirms a payment intent: charges its card, or asks for 3D Secure, or records the
@@ -1237,6 +1284,7 @@ impl Account {
             intent.next_action = None;
             intent.last_setup_error = Some(error.body()["error"].clone());
             let intent = json!(intent);
+            self.reindex_setup_intent(id);
             self.record_event("setup_intent.setup_failed", intent.clone(), now);
             Ok(intent)
         } else {
@@ -1402,7 +1450,13 @@ impl Account {
         charge.refunds = json!({"object": "list", "data": [], "has_more": false,
                                 "url": format!("/v1/charges/{id}/refunds")});
         let charge_json = json!(charge);
-        self.charges.insert(id.clone(), charge);
+        self.indexes
+            .charges_by_customer
+            .set(charge.seq, charge.customer.as_deref());
+        self.indexes
+            .charges_by_payment_intent
+            .set(charge.seq, charge.payment_intent.as_deref());
+        self.charges.insert(charge);
         let event_type = if succeeded {
             "charge.succeeded"
         } else {
@@ -1418,6 +1472,24 @@ impl Account {
         self.setup_intents
             .get(id)
             .ok_or_else(|| ApiError::no_such("setupintent", id, "intent"))
+    }
+
+    /// Files a setup intent under its customer and payment method.
+    fn reindex_setup_intent(&mut self, id: &str) {
+        let Some(intent) = self.setup_intents.get(id) else {
+            return;
+        };
+        let (seq, customer, pm) = (
+            intent.seq,
+            intent.customer.clone(),
+            intent.payment_method.clone(),
+        );
+        self.indexes
+            .setup_intents_by_customer
+            .set(seq, customer.as_deref());
+        self.indexes
+            .setup_intents_by_payment_method
+            .set(seq, pm.as_deref());
     }
 
     pub fn create_setup_intent(
@@ -1465,7 +1537,8 @@ impl Account {
             usage: new.usage.unwrap_or_else(|| "off_session".to_owned()),
             seq,
         };
-        self.setup_intents.insert(intent.id.clone(), intent.clone());
+        self.setup_intents.insert(intent.clone());
+        self.reindex_setup_intent(&intent.id);
         self.record_event("setup_intent.created", json!(intent), now);
         Ok(intent)
     }
@@ -1529,6 +1602,10 @@ impl Account {
             .ok_or_else(|| ApiError::no_such("setupintent", id, "intent"))?;
         intent.payment_method = Some(pm.clone());
         intent.latest_attempt = Some(new_id("setatt"));
+        self.reindex_setup_intent(id);
+        let Some(intent) = self.setup_intents.get_mut(id) else {
+            return Err(ApiError::no_such("setupintent", id, "intent"));
+        };
         match attempt {
             Attempt::RequiresAction => {
                 intent.status = IntentStatus::RequiresAction;
@@ -1560,6 +1637,7 @@ impl Account {
                 intent.next_action = None;
                 intent.last_setup_error = Some(error.body()["error"].clone());
                 let intent = intent.clone();
+                self.reindex_setup_intent(id);
                 self.record_event("setup_intent.setup_failed", json!(intent), now);
                 Err(error.with_extra("setup_intent", json!(intent)))
             }
@@ -1713,7 +1791,13 @@ impl Account {
             data.insert(0, json!(refund));
         }
         let charge_json = json!(charge);
-        self.refunds.insert(refund.id.clone(), refund.clone());
+        self.indexes
+            .refunds_by_charge
+            .set(refund.seq, Some(&refund.charge));
+        self.indexes
+            .refunds_by_payment_intent
+            .set(refund.seq, refund.payment_intent.as_deref());
+        self.refunds.insert(refund.clone());
         self.record_event("charge.refunded", charge_json, now);
         self.record_event("refund.created", json!(refund), now);
         Ok(refund)

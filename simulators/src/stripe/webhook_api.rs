@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::events::type_matches;
 use super::form::Form;
 use super::state::list_page;
+use super::table::{Candidates, Page, list_table};
 use super::webhooks::{NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointUpdate};
 
 /// Stripe takes at most this many `types[]`.
@@ -87,32 +88,39 @@ impl StripeWebhooksApi {
                     ))
                     .with_param("types"));
                 }
-                let items = account
-                    .events
-                    .iter()
-                    .filter(|event| {
+                // What to read: the undelivered events, or the events of the types asked
+                // for, or all; the filter below decides.
+                let by_type = &account.indexes.events_by_type;
+                let candidates = if delivery_success == Some(false) {
+                    Candidates::Sets(vec![&account.indexes.undelivered_events])
+                } else if let Some(pattern) = &single {
+                    by_type.matching(|event_type| type_matches(pattern, event_type))
+                } else if let Some(types) = &types {
+                    by_type.matching(|event_type| types.iter().any(|wanted| wanted == event_type))
+                } else {
+                    Candidates::All
+                };
+                list_table(
+                    &account.events,
+                    &candidates,
+                    |event| {
                         single
                             .as_deref()
                             .is_none_or(|pattern| type_matches(pattern, &event.event_type))
-                    })
-                    .filter(|event| {
-                        types
-                            .as_ref()
-                            .is_none_or(|types| types.contains(&event.event_type))
-                    })
-                    .filter(|event| created.is_none_or(|range| range.contains(event.created)))
-                    .filter(|event| {
-                        delivery_success
-                            .is_none_or(|success| success == (event.pending_webhooks == 0))
-                    })
-                    .collect();
-                list_page(
-                    items,
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/events",
-                    "event",
+                            && types
+                                .as_ref()
+                                .is_none_or(|types| types.contains(&event.event_type))
+                            && created.is_none_or(|range| range.contains(event.created))
+                            && delivery_success
+                                .is_none_or(|success| success == (event.pending_webhooks == 0))
+                    },
+                    &Page {
+                        limit,
+                        starting_after: after.as_deref(),
+                        ending_before: before.as_deref(),
+                        url: "/v1/events",
+                        noun: "event",
+                    },
                 )
             },
         )

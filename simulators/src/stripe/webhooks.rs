@@ -9,6 +9,13 @@
 //! The body of a delivery is the event as `GET /v1/events/{id}` shows it at the time of the
 //! attempt (rendered with the endpoint's `api_version`), signed as Stripe signs it
 //! ([`signature_header`]).
+//!
+//! Pending deliveries wait in a queue ordered by when they are due, so a round of
+//! deliveries reads only what is due; each event knows its deliveries. Settled deliveries
+//! (delivered or given up) are kept for the control surface to show, the last
+//! [`SETTLED_KEPT_PER_ENDPOINT`] of each endpoint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
@@ -20,11 +27,15 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::error::ApiError;
-use super::events::EVENT_TYPES;
+use super::events::{EVENT_TYPES, Owed};
 use super::state::{Account, Listed, Metadata, new_id};
 
 /// Stripe allows this many webhook endpoints per account (and mode).
 const MAX_ENDPOINTS: usize = 16;
+
+/// How many settled deliveries (delivered or given up) are kept per endpoint, newest; older
+/// ones are forgotten.
+pub const SETTLED_KEPT_PER_ENDPOINT: usize = 1000;
 
 /// Deliveries stop once the next attempt would come this long after the first.
 pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::days(3);
@@ -181,30 +192,104 @@ pub struct WebhookDelivery {
     pub attempts: Vec<WebhookAttempt>,
 }
 
-/// The endpoints and every delivery owed to them, oldest first.
+/// The endpoints and the deliveries owed to them.
 #[derive(Default)]
 pub struct Webhooks {
-    pub endpoints: std::collections::HashMap<String, WebhookEndpoint>,
-    pub deliveries: Vec<WebhookDelivery>,
+    pub endpoints: HashMap<String, WebhookEndpoint>,
+    /// The deliveries kept, by serial number: oldest first.
+    deliveries: BTreeMap<u64, WebhookDelivery>,
+    next_serial: u64,
+    /// Pending deliveries by when they are due.
+    due: BTreeSet<(DateTime<Utc>, u64)>,
+    /// Pending deliveries that came due while their endpoint was disabled, by endpoint.
+    parked: HashMap<String, BTreeSet<u64>>,
+    /// Each event's deliveries.
+    by_event: HashMap<String, Vec<u64>>,
+    /// Each endpoint's settled deliveries, oldest first.
+    settled: HashMap<String, VecDeque<u64>>,
 }
 
 impl Webhooks {
-    /// Queues the event for every enabled endpoint subscribed to its type, due now; how
-    /// many were queued.
-    pub fn enqueue(&mut self, event: &str, event_type: &str, now: DateTime<Utc>) -> u32 {
+    /// Queues the event for every enabled endpoint subscribed to its type, due now; the
+    /// endpoints it was queued for.
+    pub fn enqueue(&mut self, event: &str, event_type: &str, now: DateTime<Utc>) -> Vec<String> {
         let mut targets: Vec<&WebhookEndpoint> = self
             .endpoints
             .values()
             .filter(|endpoint| endpoint.enabled() && endpoint.subscribed_to(event_type))
             .collect();
         targets.sort_by_key(|endpoint| endpoint.seq);
-        let queued: Vec<WebhookDelivery> = targets
+        let targets: Vec<String> = targets
             .into_iter()
-            .map(|endpoint| new_delivery(event, event_type, &endpoint.id, now))
+            .map(|endpoint| endpoint.id.clone())
             .collect();
-        let count = u32::try_from(queued.len()).unwrap_or(u32::MAX);
-        self.deliveries.extend(queued);
-        count
+        for endpoint in &targets {
+            self.queue(event, event_type, endpoint, now);
+        }
+        targets
+    }
+
+    /// A new delivery, due now.
+    fn queue(
+        &mut self,
+        event: &str,
+        event_type: &str,
+        endpoint: &str,
+        now: DateTime<Utc>,
+    ) -> &WebhookDelivery {
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        self.due.insert((now, serial));
+        self.by_event
+            .entry(event.to_owned())
+            .or_default()
+            .push(serial);
+        self.deliveries
+            .entry(serial)
+            .or_insert_with(|| new_delivery(event, event_type, endpoint, now))
+    }
+
+    /// The deliveries kept, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = &WebhookDelivery> {
+        self.deliveries.values().rev()
+    }
+
+    /// The serial numbers of an event's deliveries.
+    fn of_event(&self, event: &str) -> &[u64] {
+        self.by_event.get(event).map_or(&[], Vec::as_slice)
+    }
+
+    /// Forgets a delivery altogether.
+    fn forget(&mut self, serial: u64) {
+        let Some(delivery) = self.deliveries.remove(&serial) else {
+            return;
+        };
+        if let Some(at) = delivery.next_attempt_at {
+            self.due.remove(&(at, serial));
+        }
+        if let Some(parked) = self.parked.get_mut(&delivery.webhook_endpoint) {
+            parked.remove(&serial);
+        }
+        if let Some(serials) = self.by_event.get_mut(&delivery.event) {
+            serials.retain(|other| *other != serial);
+            if serials.is_empty() {
+                self.by_event.remove(&delivery.event);
+            }
+        }
+    }
+
+    /// Files a delivery that has just been settled, forgetting its endpoint's oldest
+    /// settled ones past [`SETTLED_KEPT_PER_ENDPOINT`].
+    fn keep_settled(&mut self, serial: u64, endpoint: &str) {
+        let settled = self.settled.entry(endpoint.to_owned()).or_default();
+        settled.push_back(serial);
+        let mut forgotten = Vec::new();
+        while settled.len() > SETTLED_KEPT_PER_ENDPOINT {
+            forgotten.extend(settled.pop_front());
+        }
+        for serial in forgotten {
+            self.forget(serial);
+        }
     }
 }
 
@@ -249,6 +334,8 @@ impl Due<'_> {
 /// A delivery handed out to be sent: where, what, and how it is signed.
 #[derive(Debug, Clone)]
 pub struct OutgoingDelivery {
+    /// Where the account keeps it.
+    serial: u64,
     pub delivery: String,
     pub event: String,
     pub event_type: String,
@@ -403,7 +490,21 @@ impl Account {
         if let Some(disabled) = update.disabled {
             endpoint.status = if disabled { "disabled" } else { "enabled" };
         }
-        Ok(endpoint.clone())
+        let endpoint = endpoint.clone();
+        if endpoint.enabled() {
+            // What came due while it was disabled is due now.
+            for serial in self.webhooks.parked.remove(id).unwrap_or_default() {
+                if let Some(at) = self
+                    .webhooks
+                    .deliveries
+                    .get(&serial)
+                    .and_then(|delivery| delivery.next_attempt_at)
+                {
+                    self.webhooks.due.insert((at, serial));
+                }
+            }
+        }
+        Ok(endpoint)
     }
 
     /// Deletes an endpoint. What was still owed to it is dropped (a delivery in flight
@@ -414,18 +515,32 @@ impl Account {
             .endpoints
             .remove(id)
             .ok_or_else(|| ApiError::no_such("webhook endpoint", id, "id"))?;
-        let mut affected = Vec::new();
-        self.webhooks.deliveries.retain(|delivery| {
-            let dropped = delivery.webhook_endpoint == endpoint.id
-                && delivery.state == WebhookDeliveryState::Pending;
-            if delivery.webhook_endpoint == endpoint.id {
-                affected.push(delivery.event.clone());
-            }
-            !dropped
-        });
-        affected.sort_unstable();
-        affected.dedup();
-        for event in affected {
+        let dropped: Vec<(u64, String)> = self
+            .webhooks
+            .deliveries
+            .iter()
+            .filter(|(_, delivery)| {
+                delivery.webhook_endpoint == endpoint.id
+                    && delivery.state == WebhookDeliveryState::Pending
+            })
+            .map(|(serial, delivery)| (*serial, delivery.event.clone()))
+            .collect();
+        for (serial, event) in dropped {
+            self.webhooks.forget(serial);
+            self.delivery_settled(&event);
+        }
+        self.webhooks.parked.remove(id);
+        // The events still owed to it are owed to one endpoint fewer.
+        let owing: Vec<String> = self
+            .indexes
+            .undelivered_events
+            .iter()
+            .filter_map(|seq| self.events.by_seq(*seq))
+            .chain(self.held_events.values())
+            .filter(|event| event.owed.iter().any(|owed| owed.endpoint == endpoint.id))
+            .map(|event| event.id.clone())
+            .collect();
+        for event in owing {
             self.refresh_pending_webhooks(&event);
         }
         Ok(endpoint)
@@ -461,42 +576,103 @@ impl Account {
                 .collect(),
         };
         targets.sort_by_key(|endpoint| endpoint.seq);
+        let targets: Vec<String> = targets.iter().map(|target| target.id.clone()).collect();
         let queued: Vec<WebhookDelivery> = targets
             .iter()
-            .map(|target| new_delivery(event, &event_type, &target.id, now))
+            .map(|target| self.webhooks.queue(event, &event_type, target, now).clone())
             .collect();
-        self.webhooks.deliveries.extend(queued.iter().cloned());
+        if let Some(resent) = self.event_for_delivery_mut(event) {
+            resent.unsettled = resent
+                .unsettled
+                .saturating_add(u32::try_from(targets.len()).unwrap_or(u32::MAX));
+            for target in targets {
+                if !resent.owed.iter().any(|owed| owed.endpoint == target) {
+                    resent.owed.push(Owed {
+                        endpoint: target,
+                        delivered: false,
+                    });
+                }
+            }
+        }
         self.refresh_pending_webhooks(event);
         Ok(queued)
     }
 
     /// Hands out the deliveries `wanted` that are due at `now` to enabled endpoints,
-    /// marking them in flight.
+    /// marking them in flight, in the order they were queued.
     pub fn claim_due_deliveries(
         &mut self,
         now: DateTime<Utc>,
         wanted: Due<'_>,
     ) -> Vec<OutgoingDelivery> {
+        let mut serials: Vec<u64> = match wanted {
+            Due::All => {
+                let due: Vec<(DateTime<Utc>, u64)> = self
+                    .webhooks
+                    .due
+                    .range(..=(now, u64::MAX))
+                    .copied()
+                    .collect();
+                due.into_iter()
+                    .map(|key| {
+                        self.webhooks.due.remove(&key);
+                        key.1
+                    })
+                    .collect()
+            }
+            Due::FirstAttemptsOf(events) => {
+                let mut serials = Vec::new();
+                for event in events {
+                    for &serial in self.webhooks.of_event(event) {
+                        let Some(delivery) = self.webhooks.deliveries.get(&serial) else {
+                            continue;
+                        };
+                        if let Some(at) = delivery.next_attempt_at
+                            && at <= now
+                            && delivery.attempts.is_empty()
+                            && self.webhooks.due.contains(&(at, serial))
+                        {
+                            serials.push(serial);
+                        }
+                    }
+                }
+                for serial in &serials {
+                    if let Some(at) = self.webhooks.deliveries[serial].next_attempt_at {
+                        self.webhooks.due.remove(&(at, *serial));
+                    }
+                }
+                serials
+            }
+        };
+        serials.sort_unstable();
+        serials.dedup();
         let mut outgoing = Vec::new();
-        for index in 0..self.webhooks.deliveries.len() {
-            let delivery = &self.webhooks.deliveries[index];
-            let due = delivery.state == WebhookDeliveryState::Pending
-                && delivery.next_attempt_at.is_some_and(|at| at <= now)
-                && wanted.wants(delivery);
-            if !due {
+        for serial in serials {
+            let Some(delivery) = self.webhooks.deliveries.get(&serial) else {
+                continue;
+            };
+            let endpoint = self.webhooks.endpoints.get(&delivery.webhook_endpoint);
+            let event = self.event_for_delivery(&delivery.event);
+            let (Some(endpoint), Some(event)) = (endpoint, event) else {
+                // Nowhere to send it, or nothing to send: it cannot be delivered.
+                let event = delivery.event.clone();
+                let endpoint = delivery.webhook_endpoint.clone();
+                if let Some(delivery) = self.webhooks.deliveries.get_mut(&serial) {
+                    delivery.state = WebhookDeliveryState::GaveUp;
+                    delivery.next_attempt_at = None;
+                }
+                self.webhooks.keep_settled(serial, &endpoint);
+                self.delivery_settled(&event);
+                continue;
+            };
+            if !endpoint.enabled() {
+                self.webhooks
+                    .parked
+                    .entry(endpoint.id.clone())
+                    .or_default()
+                    .insert(serial);
                 continue;
             }
-            let Some(endpoint) = self
-                .webhooks
-                .endpoints
-                .get(&delivery.webhook_endpoint)
-                .filter(|endpoint| endpoint.enabled())
-            else {
-                continue;
-            };
-            let Ok(event) = self.event(&delivery.event) else {
-                continue;
-            };
             let mut body = json!(event);
             if let Some(version) = &endpoint.api_version {
                 body["api_version"] = json!(version);
@@ -504,6 +680,7 @@ impl Account {
             let payload = serde_json::to_string_pretty(&body).unwrap_or_default();
             let signature = signature_header(&endpoint.secret, now.timestamp(), &payload);
             outgoing.push(OutgoingDelivery {
+                serial,
                 delivery: delivery.id.clone(),
                 event: delivery.event.clone(),
                 event_type: delivery.event_type.clone(),
@@ -514,18 +691,29 @@ impl Account {
                 payload,
                 signature,
             });
-            let delivery = &mut self.webhooks.deliveries[index];
-            delivery.state = WebhookDeliveryState::InFlight;
-            delivery.next_attempt_at = None;
+            if let Some(delivery) = self.webhooks.deliveries.get_mut(&serial) {
+                delivery.state = WebhookDeliveryState::InFlight;
+                delivery.next_attempt_at = None;
+            }
         }
         outgoing
     }
 
     /// Whether any delivery `wanted` is being attempted.
     pub fn deliveries_in_flight(&self, wanted: Due<'_>) -> bool {
-        self.webhooks.deliveries.iter().any(|delivery| {
+        let in_flight = |delivery: &WebhookDelivery| {
             delivery.state == WebhookDeliveryState::InFlight && wanted.wants(delivery)
-        })
+        };
+        match wanted {
+            Due::All => self.webhooks.deliveries.values().any(in_flight),
+            Due::FirstAttemptsOf(events) => events.iter().any(|event| {
+                self.webhooks
+                    .of_event(event)
+                    .iter()
+                    .filter_map(|serial| self.webhooks.deliveries.get(serial))
+                    .any(in_flight)
+            }),
+        }
     }
 
     /// Records what came of an attempt and schedules the next one if it failed.
@@ -555,8 +743,8 @@ impl Account {
         let Some(delivery) = self
             .webhooks
             .deliveries
-            .iter_mut()
-            .find(|delivery| delivery.id == sent.delivery)
+            .get_mut(&sent.serial)
+            .filter(|delivery| delivery.id == sent.delivery)
         else {
             if !delivered {
                 attempt.outcome = WebhookDeliveryState::GaveUp;
@@ -580,40 +768,65 @@ impl Account {
         delivery.next_attempt_at = attempt.next_attempt_at;
         delivery.attempts.push(attempt.clone());
         let event = delivery.event.clone();
+        match attempt.next_attempt_at {
+            Some(next) => {
+                self.webhooks.due.insert((next, sent.serial));
+            }
+            None => {
+                self.webhooks
+                    .keep_settled(sent.serial, &sent.webhook_endpoint);
+                if delivered
+                    && let Some(event) = self.event_for_delivery_mut(&event)
+                    && let Some(owed) = event
+                        .owed
+                        .iter_mut()
+                        .find(|owed| owed.endpoint == sent.webhook_endpoint)
+                {
+                    owed.delivered = true;
+                }
+                self.delivery_settled(&event);
+            }
+        }
         self.refresh_pending_webhooks(&event);
         attempt
+    }
+
+    /// One of the event's deliveries is settled (or dropped): an event held only for its
+    /// deliveries is let go with the last.
+    fn delivery_settled(&mut self, event: &str) {
+        let Some(settled) = self.event_for_delivery_mut(event) else {
+            return;
+        };
+        settled.unsettled = settled.unsettled.saturating_sub(1);
+        if settled.unsettled == 0 {
+            self.held_events.remove(event);
+        }
     }
 
     /// `pending_webhooks`: the existing endpoints the event was queued for that have not
     /// answered any delivery of it with a 2xx.
     fn refresh_pending_webhooks(&mut self, event: &str) {
-        let mut owed: Vec<&str> = Vec::new();
-        let mut delivered: Vec<&str> = Vec::new();
-        for delivery in self
-            .webhooks
-            .deliveries
+        let endpoints = &self.webhooks.endpoints;
+        let Some(refreshed) = self
+            .events
+            .get_mut(event)
+            .or_else(|| self.held_events.get_mut(event))
+        else {
+            return;
+        };
+        let pending = refreshed
+            .owed
             .iter()
-            .filter(|delivery| delivery.event == event)
-            .filter(|delivery| {
-                self.webhooks
-                    .endpoints
-                    .contains_key(&delivery.webhook_endpoint)
-            })
-        {
-            owed.push(&delivery.webhook_endpoint);
-            if delivery.state == WebhookDeliveryState::Delivered {
-                delivered.push(&delivery.webhook_endpoint);
-            }
-        }
-        owed.sort_unstable();
-        owed.dedup();
-        let pending = owed
-            .iter()
-            .filter(|endpoint| !delivered.contains(endpoint))
+            .filter(|owed| !owed.delivered && endpoints.contains_key(&owed.endpoint))
             .count();
-        let pending = u32::try_from(pending).unwrap_or(u32::MAX);
-        if let Some(event) = self.event_mut(event) {
-            event.pending_webhooks = pending;
+        refreshed.pending_webhooks = u32::try_from(pending).unwrap_or(u32::MAX);
+        let (seq, pending) = (refreshed.seq, refreshed.pending_webhooks);
+        if self.events.contains_key(event) {
+            if pending > 0 {
+                self.indexes.undelivered_events.insert(seq);
+            } else {
+                self.indexes.undelivered_events.remove(&seq);
+            }
         }
     }
 }
