@@ -8,6 +8,7 @@
 //! request and gets Stripe's stored answer; the database's unique index on
 //! (subscription, period) for successful payments backs this up.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,19 +18,22 @@ use uuid::Uuid;
 use super::subscriptions::add_period;
 use super::{Core, CoreError};
 use crate::core::model::{
-    Money, PaymentProvider, Subscription, SubscriptionStatus, Transaction, TransactionKind,
+    BillingProfile, Money, Package, PaymentProvider, Subscription, SubscriptionStatus, Transaction,
+    TransactionKind,
 };
 use crate::providers::stripe::{
-    OffSessionCharge, PaymentError, PaymentIntent, PaymentIntentStatus, StripeClientError,
+    OffSessionCharge, PaymentError, PaymentIntent, PaymentIntentStatus, StripeClient,
+    StripeClientError, metadata,
 };
-use crate::store::{BillingJob, JobChange, SubscriptionChange};
+use crate::store::{BillingJob, JobChange, Settlement, SubscriptionChange};
 
 /// How long a worker holds a claimed job before another may take it over.
 const LEASE: Duration = Duration::from_secs(120);
-const BATCH: i64 = 64;
-/// Jobs of one batch settled at once: their provider calls overlap, their writes queue at
-/// the database.
-const CONCURRENCY: usize = 8;
+/// Jobs claimed, read, charged and written back together: one claim, two reads and one
+/// database transaction per batch.
+const BATCH: i64 = 256;
+/// Charges of one batch in flight at once.
+const CONCURRENCY: usize = 32;
 
 /// What one run of the billing clock did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,11 +45,27 @@ pub struct BillingReport {
     pub deferred: u64,
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Outcome {
     Renewed,
     Failed,
     Expired,
     Skipped,
+}
+
+/// What a claimed job needs: decided from what is stored, or a charge first.
+enum Plan<'a> {
+    Settle(Box<Settlement<'a>>, Outcome),
+    Charge(Renewal<'a>),
+}
+
+/// An off-session charge for the next period of a subscription.
+struct Renewal<'a> {
+    job: &'a BillingJob,
+    subscription: &'a Subscription,
+    package: &'a Package,
+    stripe_customer: &'a str,
+    payment_method: &'a str,
 }
 
 impl Core {
@@ -63,58 +83,181 @@ impl Core {
             if jobs.is_empty() {
                 return Ok(report);
             }
-            let mut progressed = false;
-            let mut settled = futures_util::stream::iter(jobs)
-                .map(|job| async move {
-                    let outcome = self.settle_job(&job).await;
-                    (job, outcome)
-                })
-                .buffer_unordered(CONCURRENCY);
-            while let Some((job, outcome)) = settled.next().await {
-                match outcome {
-                    Ok(Outcome::Renewed) => {
-                        report.renewed += 1;
-                        progressed = true;
-                    }
-                    Ok(Outcome::Failed) => {
-                        report.failed += 1;
-                        progressed = true;
-                    }
-                    Ok(Outcome::Expired) => {
-                        report.expired += 1;
-                        progressed = true;
-                    }
-                    Ok(Outcome::Skipped) => progressed = true,
-                    Err(error) => {
-                        tracing::warn!(subscription = %job.subscription_id, period = job.period, %error, "billing job deferred");
-                        self.store.release_job(&job, &self.worker_id).await?;
-                        report.deferred += 1;
-                    }
-                }
-            }
-            if !progressed {
+            let claimed = jobs.len() as u64;
+            let batch = self.settle_batch(&jobs).await?;
+            report.renewed += batch.renewed;
+            report.failed += batch.failed;
+            report.expired += batch.expired;
+            report.deferred += batch.deferred;
+            if batch.deferred == claimed {
                 // Every job is waiting for a provider; the next tick tries again.
                 return Ok(report);
             }
         }
     }
 
-    async fn settle_job(&self, job: &BillingJob) -> Result<Outcome, CoreError> {
-        let subscription = self
+    /// One claimed batch: read together, charged concurrently, written back in one
+    /// transaction. Jobs whose provider could not be reached are released.
+    async fn settle_batch(&self, jobs: &[BillingJob]) -> Result<BillingReport, CoreError> {
+        let subscription_ids: Vec<&str> = jobs
+            .iter()
+            .map(|job| job.subscription_id.as_str())
+            .collect();
+        let subscriptions: HashMap<String, Subscription> = self
             .store
-            .subscription(&job.subscription_id)
+            .subscriptions_with_ids(&subscription_ids)
             .await?
-            .ok_or(CoreError::NotFound("subscription"))?;
+            .into_iter()
+            .map(|subscription| (subscription.id.clone(), subscription))
+            .collect();
+        let customer_ids: Vec<&str> = subscriptions
+            .values()
+            .map(|subscription| subscription.customer_id.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let profiles: HashMap<String, BillingProfile> = self
+            .store
+            .billing_profiles_of(&customer_ids)
+            .await?
+            .into_iter()
+            .map(|profile| (profile.customer_id.clone(), profile))
+            .collect();
+        let mut packages: HashMap<&str, Package> = HashMap::new();
+        for subscription in subscriptions.values() {
+            if !packages.contains_key(subscription.package_id.as_str()) {
+                let package = self
+                    .store
+                    .package(&subscription.package_id)
+                    .await?
+                    .ok_or(CoreError::NotFound("package"))?;
+                packages.insert(&subscription.package_id, package);
+            }
+        }
+
+        let now = self.now();
+        let mut settlements = Vec::with_capacity(jobs.len());
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut renewals = Vec::new();
+        for job in jobs {
+            let subscription = subscriptions
+                .get(&job.subscription_id)
+                .ok_or(CoreError::NotFound("subscription"))?;
+            let package = &packages[subscription.package_id.as_str()];
+            let profile = profiles.get(&subscription.customer_id);
+            match self.plan(job, subscription, package, profile, now) {
+                Plan::Settle(settlement, outcome) => {
+                    settlements.push(*settlement);
+                    outcomes.push(outcome);
+                }
+                Plan::Charge(renewal) => renewals.push(renewal),
+            }
+        }
+
+        let mut deferred = Vec::new();
+        if !renewals.is_empty() {
+            let stripe = self.stripe()?;
+            let charges: Vec<_> = renewals
+                .iter()
+                .map(|renewal| charge_renewal(stripe, renewal))
+                .collect();
+            let mut charged = futures_util::stream::iter(charges).buffer_unordered(CONCURRENCY);
+            while let Some((renewal, description, result)) = charged.next().await {
+                let now = self.now();
+                let decided = match result {
+                    Ok(intent) if intent.status == PaymentIntentStatus::Succeeded => Some((
+                        renewal_paid(
+                            renewal.subscription,
+                            renewal.package,
+                            renewal.job.period,
+                            &intent,
+                            &description,
+                            now,
+                        ),
+                        Outcome::Renewed,
+                    )),
+                    Ok(intent) => {
+                        let error = intent.last_payment_error.clone().unwrap_or(PaymentError {
+                            code: Some("authentication_required".into()),
+                            message: Some(
+                                "Your card was declined. This transaction requires authentication."
+                                    .into(),
+                            ),
+                            ..PaymentError::default()
+                        });
+                        Some(self.renewal_refused(
+                            renewal.subscription,
+                            renewal.job,
+                            &error,
+                            Some(&intent),
+                            now,
+                        ))
+                    }
+                    Err(StripeClientError::Declined {
+                        error,
+                        payment_intent,
+                    }) => Some(self.renewal_refused(
+                        renewal.subscription,
+                        renewal.job,
+                        &error,
+                        payment_intent.as_deref(),
+                        now,
+                    )),
+                    Err(error) => {
+                        tracing::warn!(subscription = %renewal.subscription.id, period = renewal.job.period, %error, "billing job deferred");
+                        deferred.push(renewal.job);
+                        None
+                    }
+                };
+                if let Some((settlement, outcome)) = decided {
+                    settlements.push(settlement);
+                    outcomes.push(outcome);
+                }
+            }
+        }
+
+        let mut report = BillingReport::default();
+        let applied = self.store.settle_billing(&settlements, self.now()).await?;
+        for (applied, outcome) in applied.into_iter().zip(outcomes) {
+            match (applied, outcome) {
+                (true, Outcome::Renewed) => report.renewed += 1,
+                (true, Outcome::Failed) => report.failed += 1,
+                (true, Outcome::Expired) => report.expired += 1,
+                _ => {}
+            }
+        }
+        for job in deferred {
+            self.store.release_job(job, &self.worker_id).await?;
+            report.deferred += 1;
+        }
+        Ok(report)
+    }
+
+    /// What a due job needs, decided from what is stored.
+    fn plan<'a>(
+        &self,
+        job: &'a BillingJob,
+        subscription: &'a Subscription,
+        package: &'a Package,
+        profile: Option<&'a BillingProfile>,
+        now: DateTime<Utc>,
+    ) -> Plan<'a> {
         if !subscription.status.is_live() || subscription.current_period >= job.period {
             // Ended meanwhile, or the period was already paid (its webhook came first).
-            self.store.finish_job(job).await?;
-            return Ok(Outcome::Skipped);
+            return Plan::Settle(
+                Box::new(Settlement {
+                    subscription_id: &subscription.id,
+                    change: None,
+                    transaction: None,
+                    jobs: JobChange::Settle {
+                        period: job.period,
+                        next: None,
+                    },
+                    billing_failed_for: None,
+                }),
+                Outcome::Skipped,
+            );
         }
-        let package = self
-            .store
-            .package(&subscription.package_id)
-            .await?
-            .ok_or(CoreError::NotFound("package"))?;
         let next_start = subscription.current_period_end;
         let past_duration = package
             .duration
@@ -124,15 +267,17 @@ impl Core {
             || subscription.cancel_at_period_end
             || past_duration
         {
-            return self
-                .expire(&subscription, job, subscription.current_period_end)
-                .await;
+            return Plan::Settle(
+                Box::new(expiry(
+                    subscription,
+                    job,
+                    subscription.current_period_end,
+                    now,
+                )),
+                Outcome::Expired,
+            );
         }
-        let profile = self
-            .store
-            .billing_profile(&subscription.customer_id)
-            .await?;
-        let card = profile.as_ref().and_then(|profile| {
+        let card = profile.and_then(|profile| {
             Some((
                 profile.provider_customer_id.as_str(),
                 profile.payment_method_id.as_deref()?,
@@ -144,146 +289,30 @@ impl Core {
                 message: Some("There is no card on file to renew with.".into()),
                 ..PaymentError::default()
             };
-            return self.renewal_failed(&subscription, job, &error, None).await;
+            let (settlement, outcome) = self.renewal_refused(subscription, job, &error, None, now);
+            return Plan::Settle(Box::new(settlement), outcome);
         };
-        let stripe = self.stripe()?;
-        let key = format!(
-            "renewal-{}-{}-{}",
-            subscription.id, job.period, job.failed_attempts
-        );
-        let period = job.period.to_string();
-        let metadata = [
-            (
-                crate::providers::stripe::metadata::SUBSCRIPTION,
-                subscription.id.as_str(),
-            ),
-            (crate::providers::stripe::metadata::PERIOD, period.as_str()),
-            (
-                crate::providers::stripe::metadata::CUSTOMER,
-                subscription.customer_id.as_str(),
-            ),
-        ];
-        let description = format!("{} (renewal)", package.title);
-        let result = stripe
-            .charge_off_session(&OffSessionCharge {
-                amount: subscription.price.minor_units,
-                currency: subscription.price.currency.code(),
-                customer: stripe_customer,
-                payment_method,
-                description: &description,
-                metadata: &metadata,
-                idempotency_key: &key,
-            })
-            .await;
-        match result {
-            Ok(intent) if intent.status == PaymentIntentStatus::Succeeded => {
-                self.renewal_succeeded(&subscription, job.period, &intent, &description)
-                    .await
-            }
-            Ok(intent) => {
-                let error = intent.last_payment_error.clone().unwrap_or(PaymentError {
-                    code: Some("authentication_required".into()),
-                    message: Some(
-                        "Your card was declined. This transaction requires authentication.".into(),
-                    ),
-                    ..PaymentError::default()
-                });
-                self.renewal_failed(&subscription, job, &error, Some(&intent))
-                    .await
-            }
-            Err(StripeClientError::Declined {
-                error,
-                payment_intent,
-            }) => {
-                self.renewal_failed(&subscription, job, &error, payment_intent.as_deref())
-                    .await
-            }
-            Err(error) => Err(CoreError::ProviderUnavailable {
-                provider: "Stripe",
-                detail: error.to_string(),
-            }),
-        }
-    }
-
-    /// The renewal for `period` was paid: the subscription moves into it.
-    async fn renewal_succeeded(
-        &self,
-        subscription: &Subscription,
-        period: i64,
-        intent: &PaymentIntent,
-        description: &str,
-    ) -> Result<Outcome, CoreError> {
-        let now = self.now();
-        let package = self
-            .store
-            .package(&subscription.package_id)
-            .await?
-            .ok_or(CoreError::NotFound("package"))?;
-        let start = subscription.current_period_end;
-        let end = add_period(start, package.interval, 1);
-        let transaction = Transaction {
-            id: Uuid::new_v4().to_string(),
-            customer_id: subscription.customer_id.clone(),
-            subscription_id: Some(subscription.id.clone()),
-            basket_id: None,
-            kind: TransactionKind::Payment,
-            provider: PaymentProvider::Stripe,
-            external_id: intent.charge_id().unwrap_or_else(|| intent.id.clone()),
-            reference: intent.id.clone(),
-            description: description.to_owned(),
-            amount: Money {
-                minor_units: intent.amount,
-                currency: subscription.price.currency,
-            },
-            succeeded: true,
-            provider_message: None,
-            period: Some(period),
-            created_at: now,
-        };
-        let mut change = SubscriptionChange::from(subscription);
-        change.status = SubscriptionStatus::Active;
-        change.current_period = period;
-        change.current_period_start = start;
-        change.current_period_end = end;
-        change.access_until = None;
-        change.last_failure_code = None;
-        let applied = self
-            .store
-            .change_subscription(
-                &change,
-                Some(&transaction),
-                &JobChange::Settle {
-                    period,
-                    next: Some((period + 1, end)),
-                },
-                now,
-            )
-            .await?;
-        Ok(if applied {
-            Outcome::Renewed
-        } else {
-            Outcome::Skipped
+        Plan::Charge(Renewal {
+            job,
+            subscription,
+            package,
+            stripe_customer,
+            payment_method,
         })
     }
 
     /// A renewal attempt was refused: retried later while retries remain (past_due, access
-    /// kept), else the subscription expires.
-    async fn renewal_failed(
+    /// kept), else the subscription expires. The attempt is recorded as a transaction.
+    fn renewal_refused<'a>(
         &self,
-        subscription: &Subscription,
+        subscription: &'a Subscription,
         job: &BillingJob,
         error: &PaymentError,
         intent: Option<&PaymentIntent>,
-    ) -> Result<Outcome, CoreError> {
-        let now = self.now();
-        let attempt = job.failed_attempts + 1;
+        now: DateTime<Utc>,
+    ) -> (Settlement<'a>, Outcome) {
         let reference = intent.map_or_else(
-            || {
-                format!(
-                    "renewal-{}-{}-{}",
-                    subscription.id, job.period, job.failed_attempts
-                )
-            },
+            || idempotency_key(subscription, job),
             |intent| intent.id.clone(),
         );
         let transaction = Transaction {
@@ -304,12 +333,15 @@ impl Core {
             period: Some(job.period),
             created_at: now,
         };
-        let code = error.decline_code.as_deref().or(error.code.as_deref());
+        let code = error
+            .decline_code
+            .as_deref()
+            .or(error.code.as_deref())
+            .map(str::to_owned);
         let retry_delay = usize::try_from(job.failed_attempts)
             .ok()
             .and_then(|index| self.payments.renewal_retries.get(index));
         let mut change = SubscriptionChange::from(subscription);
-        change.last_failure_code = code;
         let (jobs, outcome) = match retry_delay {
             Some(delay) => {
                 change.status = SubscriptionStatus::PastDue;
@@ -336,39 +368,18 @@ impl Core {
                 )
             }
         };
-        tracing::info!(subscription = %subscription.id, period = job.period, attempt, code, "renewal refused");
-        self.store
-            .mark_billing_failed(&subscription.customer_id, now)
-            .await?;
-        self.store
-            .change_subscription(&change, Some(&transaction), &jobs, now)
-            .await?;
-        Ok(outcome)
-    }
-
-    async fn expire(
-        &self,
-        subscription: &Subscription,
-        job: &BillingJob,
-        at: DateTime<Utc>,
-    ) -> Result<Outcome, CoreError> {
-        let now = self.now();
-        let mut change = SubscriptionChange::from(subscription);
-        change.status = SubscriptionStatus::Expired;
-        change.access_until = Some(at.min(now));
-        change.ended_at = Some(at.min(now));
-        self.store
-            .change_subscription(
-                &change,
-                None,
-                &JobChange::Settle {
-                    period: job.period,
-                    next: None,
-                },
-                now,
-            )
-            .await?;
-        Ok(Outcome::Expired)
+        tracing::info!(subscription = %subscription.id, period = job.period, attempt = job.failed_attempts + 1, code, "renewal refused");
+        change.last_failure_code = code;
+        (
+            Settlement {
+                subscription_id: &subscription.id,
+                change: Some(change),
+                transaction: Some(transaction),
+                jobs,
+                billing_failed_for: Some(&subscription.customer_id),
+            },
+            outcome,
+        )
     }
 
     /// Stripe's word on a renewal intent (by webhook): a success the worker has not
@@ -381,7 +392,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         let Some(period) = intent
             .metadata
-            .get(crate::providers::stripe::metadata::PERIOD)
+            .get(metadata::PERIOD)
             .and_then(|period| period.parse::<i64>().ok())
         else {
             return Ok(());
@@ -393,14 +404,137 @@ impl Core {
             && subscription.status.is_live()
             && subscription.current_period == period - 1
         {
+            let package = self
+                .store
+                .package(&subscription.package_id)
+                .await?
+                .ok_or(CoreError::NotFound("package"))?;
             let description = intent
                 .description
                 .clone()
                 .unwrap_or_else(|| "Renewal".into());
-            self.renewal_succeeded(&subscription, period, intent, &description)
-                .await?;
+            let now = self.now();
+            let settlement =
+                renewal_paid(&subscription, &package, period, intent, &description, now);
+            self.store.settle_billing(&[settlement], now).await?;
         }
         Ok(())
+    }
+}
+
+/// Charges the saved card for the renewal; the description is the transaction's.
+async fn charge_renewal<'r>(
+    stripe: &StripeClient,
+    renewal: &'r Renewal<'r>,
+) -> (
+    &'r Renewal<'r>,
+    String,
+    Result<PaymentIntent, StripeClientError>,
+) {
+    let description = format!("{} (renewal)", renewal.package.title);
+    let key = idempotency_key(renewal.subscription, renewal.job);
+    let period = renewal.job.period.to_string();
+    let metadata = [
+        (metadata::SUBSCRIPTION, renewal.subscription.id.as_str()),
+        (metadata::PERIOD, period.as_str()),
+        (
+            metadata::CUSTOMER,
+            renewal.subscription.customer_id.as_str(),
+        ),
+    ];
+    let result = stripe
+        .charge_off_session(&OffSessionCharge {
+            amount: renewal.subscription.price.minor_units,
+            currency: renewal.subscription.price.currency.code(),
+            customer: renewal.stripe_customer,
+            payment_method: renewal.payment_method,
+            description: &description,
+            metadata: &metadata,
+            idempotency_key: &key,
+        })
+        .await;
+    (renewal, description, result)
+}
+
+/// The key Stripe deduplicates a renewal attempt by: a worker that crashed after Stripe
+/// charged repeats the same request and gets Stripe's stored answer.
+fn idempotency_key(subscription: &Subscription, job: &BillingJob) -> String {
+    format!(
+        "renewal-{}-{}-{}",
+        subscription.id, job.period, job.failed_attempts
+    )
+}
+
+/// The renewal for `period` was paid: the subscription moves into it and the next
+/// period's job is created.
+fn renewal_paid<'a>(
+    subscription: &'a Subscription,
+    package: &Package,
+    period: i64,
+    intent: &PaymentIntent,
+    description: &str,
+    now: DateTime<Utc>,
+) -> Settlement<'a> {
+    let start = subscription.current_period_end;
+    let end = add_period(start, package.interval, 1);
+    let transaction = Transaction {
+        id: Uuid::new_v4().to_string(),
+        customer_id: subscription.customer_id.clone(),
+        subscription_id: Some(subscription.id.clone()),
+        basket_id: None,
+        kind: TransactionKind::Payment,
+        provider: PaymentProvider::Stripe,
+        external_id: intent.charge_id().unwrap_or_else(|| intent.id.clone()),
+        reference: intent.id.clone(),
+        description: description.to_owned(),
+        amount: Money {
+            minor_units: intent.amount,
+            currency: subscription.price.currency,
+        },
+        succeeded: true,
+        provider_message: None,
+        period: Some(period),
+        created_at: now,
+    };
+    let mut change = SubscriptionChange::from(subscription);
+    change.status = SubscriptionStatus::Active;
+    change.current_period = period;
+    change.current_period_start = start;
+    change.current_period_end = end;
+    change.access_until = None;
+    change.last_failure_code = None;
+    Settlement {
+        subscription_id: &subscription.id,
+        change: Some(change),
+        transaction: Some(transaction),
+        jobs: JobChange::Settle {
+            period,
+            next: Some((period + 1, end)),
+        },
+        billing_failed_for: None,
+    }
+}
+
+/// The subscription ends at `at` (or now, if that is earlier) without another charge.
+fn expiry<'a>(
+    subscription: &'a Subscription,
+    job: &BillingJob,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Settlement<'a> {
+    let mut change = SubscriptionChange::from(subscription);
+    change.status = SubscriptionStatus::Expired;
+    change.access_until = Some(at.min(now));
+    change.ended_at = Some(at.min(now));
+    Settlement {
+        subscription_id: &subscription.id,
+        change: Some(change),
+        transaction: None,
+        jobs: JobChange::Settle {
+            period: job.period,
+            next: None,
+        },
+        billing_failed_for: None,
     }
 }
 

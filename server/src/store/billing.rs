@@ -6,8 +6,8 @@
 //! one subscription cannot both apply; the loser sees zero rows changed.
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction as SqlTransaction};
 
 use super::{Backend, Store, StoreError, classify, from_millis, to_millis};
 use crate::core::model::{
@@ -133,6 +133,21 @@ fn transaction_from_row(row: &AnyRow) -> Result<Transaction, StoreError> {
     })
 }
 
+macro_rules! billing_profile_columns {
+    () => {
+        "customer_id, provider, provider_customer_id, payment_method_id, card_brand, card_last4, \
+         card_exp_month, card_exp_year, card_country, last_failed_at, created_at"
+    };
+}
+
+/// `$1, $2, …, $count`, for an `IN` list.
+fn placeholders(count: usize) -> String {
+    (1..=count)
+        .map(|index| format!("${index}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn billing_profile_from_row(row: &AnyRow) -> Result<BillingProfile, StoreError> {
     let provider: String = row.try_get("provider")?;
     let card = match (
@@ -187,7 +202,7 @@ pub struct SubscriptionChange<'a> {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<&'a str>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub last_failure_code: Option<&'a str>,
+    pub last_failure_code: Option<String>,
 }
 
 impl<'a> SubscriptionChange<'a> {
@@ -206,7 +221,7 @@ impl<'a> SubscriptionChange<'a> {
             cancelled_at: subscription.cancelled_at,
             cancel_reason: None,
             ended_at: subscription.ended_at,
-            last_failure_code: subscription.last_failure_code.as_deref(),
+            last_failure_code: subscription.last_failure_code.clone(),
         }
     }
 }
@@ -227,6 +242,18 @@ pub enum JobChange {
     AbandonAll,
 }
 
+/// How the billing clock settles one claimed job.
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    pub subscription_id: &'a str,
+    /// `None` settles the job alone (the subscription had moved on already).
+    pub change: Option<SubscriptionChange<'a>>,
+    pub transaction: Option<Transaction>,
+    pub jobs: JobChange,
+    /// A refused renewal: this customer's billing profile records the failure.
+    pub billing_failed_for: Option<&'a str>,
+}
+
 /// A card and customer at the provider, to save on the customer's billing profile.
 #[derive(Debug, Clone)]
 pub struct BillingProfileUpdate<'a> {
@@ -243,6 +270,7 @@ impl Store {
     }
 
     pub async fn insert_basket(&self, basket: &Basket) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(concat!(
             "INSERT INTO baskets (",
             basket_columns!(),
@@ -350,11 +378,11 @@ impl Store {
         &self,
         customer_id: &str,
     ) -> Result<Option<BillingProfile>, StoreError> {
-        let row = sqlx::query(
-            "SELECT customer_id, provider, provider_customer_id, payment_method_id, card_brand, \
-             card_last4, card_exp_month, card_exp_year, card_country, last_failed_at, created_at \
-             FROM billing_profiles WHERE customer_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            billing_profile_columns!(),
+            " FROM billing_profiles WHERE customer_id = $1"
+        ))
         .bind(customer_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -383,6 +411,54 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    /// The subscriptions with these ids (a billing batch's), in no particular order.
+    pub async fn subscriptions_with_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<Subscription>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions WHERE id IN ({})"
+            ),
+            placeholders(ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(subscription_from_row).collect()
+    }
+
+    /// The billing profiles of these customers, those that have one.
+    pub async fn billing_profiles_of(
+        &self,
+        customer_ids: &[&str],
+    ) -> Result<Vec<BillingProfile>, StoreError> {
+        if customer_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                billing_profile_columns!(),
+                " FROM billing_profiles WHERE customer_id IN ({})"
+            ),
+            placeholders(customer_ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in customer_ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(billing_profile_from_row).collect()
     }
 
     /// The customer's subscriptions, newest first.
@@ -490,6 +566,7 @@ impl Store {
 
     /// Marks a billing-update basket done.
     pub async fn close_basket(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE baskets SET status = 'completed', updated_at = $2 WHERE id = $1 \
              AND status = 'open'",
@@ -508,6 +585,7 @@ impl Store {
         customer_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE billing_jobs SET due_at = $2, claimed_by = NULL, claimed_until = NULL, \
              updated_at = $2 WHERE status = 'pending' AND subscription_id IN \
@@ -520,21 +598,9 @@ impl Store {
         Ok(())
     }
 
-    /// Settles a job that has nothing left to do.
-    pub async fn finish_job(&self, job: &BillingJob) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, claimed_until = NULL \
-             WHERE subscription_id = $1 AND period = $2",
-        )
-        .bind(&job.subscription_id)
-        .bind(job.period)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Marks a basket abandoned (its intent was cancelled at the provider).
     pub async fn cancel_basket(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE baskets SET status = 'canceled', updated_at = $2 WHERE id = $1 \
              AND status = 'open'",
@@ -555,19 +621,6 @@ impl Store {
         Ok(new)
     }
 
-    pub async fn mark_billing_failed(
-        &self,
-        customer_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE billing_profiles SET last_failed_at = $2 WHERE customer_id = $1")
-            .bind(customer_id)
-            .bind(to_millis(now))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Applies a subscription change with what comes with it, in one transaction: the
     /// transaction to record (if any) and the billing clock's change. Returns `false`,
     /// changing nothing, when the subscription is no longer in the state the change was
@@ -580,79 +633,57 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE subscriptions SET status = $4, current_period = $5, current_period_start = $6, \
-             current_period_end = $7, access_until = $8, cancel_at_period_end = $9, \
-             cancelled_at = $10, cancel_reason = COALESCE($11, cancel_reason), ended_at = $12, \
-             last_failure_code = $14, updated_at = $13 WHERE id = $1 AND status = $2 AND current_period = $3",
-        )
-        .bind(change.id)
-        .bind(change.expected_status.as_str())
-        .bind(change.expected_period)
-        .bind(change.status.as_str())
-        .bind(change.current_period)
-        .bind(to_millis(change.current_period_start))
-        .bind(to_millis(change.current_period_end))
-        .bind(change.access_until.map(to_millis))
-        .bind(i64::from(change.cancel_at_period_end))
-        .bind(change.cancelled_at.map(to_millis))
-        .bind(change.cancel_reason)
-        .bind(change.ended_at.map(to_millis))
-        .bind(to_millis(now))
-        .bind(change.last_failure_code)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
+        let applied = apply_change(&mut tx, change, transaction, jobs, now).await?;
+        if applied {
+            tx.commit().await?;
         }
-        if let Some(transaction) = transaction {
-            insert_transaction(&mut tx, transaction).await?;
+        Ok(applied)
+    }
+
+    /// Applies the billing clock's settlements of one batch of jobs in one transaction (one
+    /// write turn and one commit for the batch, not one each), each guarded as
+    /// [`Store::change_subscription`] guards. Returns, in order, whether each applied.
+    pub async fn settle_billing(
+        &self,
+        settlements: &[Settlement<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if settlements.is_empty() {
+            return Ok(Vec::new());
         }
-        match jobs {
-            JobChange::None => {}
-            JobChange::Settle { period, next } => {
-                sqlx::query(
-                    "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, \
-                     claimed_until = NULL, updated_at = $3 \
-                     WHERE subscription_id = $1 AND period = $2",
-                )
-                .bind(change.id)
-                .bind(period)
-                .bind(to_millis(now))
-                .execute(&mut *tx)
-                .await?;
-                if let Some((next_period, due_at)) = next {
-                    insert_job(&mut tx, change.id, *next_period, *due_at, now).await?;
+        let mut tx = self.begin_write().await?;
+        let mut applied = Vec::with_capacity(settlements.len());
+        for settlement in settlements {
+            let done = match &settlement.change {
+                Some(change) => {
+                    apply_change(
+                        &mut tx,
+                        change,
+                        settlement.transaction.as_ref(),
+                        &settlement.jobs,
+                        now,
+                    )
+                    .await?
                 }
-            }
-            JobChange::Retry { period, due_at } => {
+                None => {
+                    apply_job_change(&mut tx, settlement.subscription_id, &settlement.jobs, now)
+                        .await?;
+                    true
+                }
+            };
+            if done && let Some(customer_id) = settlement.billing_failed_for {
                 sqlx::query(
-                    "UPDATE billing_jobs SET due_at = $3, failed_attempts = failed_attempts + 1, \
-                     claimed_by = NULL, claimed_until = NULL, updated_at = $4 \
-                     WHERE subscription_id = $1 AND period = $2 AND status = 'pending'",
+                    "UPDATE billing_profiles SET last_failed_at = $2 WHERE customer_id = $1",
                 )
-                .bind(change.id)
-                .bind(period)
-                .bind(to_millis(*due_at))
+                .bind(customer_id)
                 .bind(to_millis(now))
                 .execute(&mut *tx)
                 .await?;
             }
-            JobChange::AbandonAll => {
-                sqlx::query(
-                    "UPDATE billing_jobs SET status = 'abandoned', claimed_by = NULL, \
-                     claimed_until = NULL, updated_at = $2 \
-                     WHERE subscription_id = $1 AND status = 'pending'",
-                )
-                .bind(change.id)
-                .bind(to_millis(now))
-                .execute(&mut *tx)
-                .await?;
-            }
+            applied.push(done);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(applied)
     }
 
     /// Claims up to `limit` jobs due at `now` for `worker` until `lease_until`. On
@@ -679,6 +710,7 @@ impl Store {
              ORDER BY due_at, subscription_id LIMIT $4{lock}) \
              RETURNING subscription_id, period, due_at, failed_attempts"
         );
+        let _turn = self.write_turn().await;
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(worker)
             .bind(to_millis(now))
@@ -700,6 +732,7 @@ impl Store {
 
     /// Gives a claimed job back without settling it (the provider could not be reached).
     pub async fn release_job(&self, job: &BillingJob, worker: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE billing_jobs SET claimed_by = NULL, claimed_until = NULL \
              WHERE subscription_id = $1 AND period = $2 AND claimed_by = $3",
@@ -793,6 +826,7 @@ impl Store {
         event_type: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO provider_events (provider, event_id, event_type, received_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (provider, event_id) DO NOTHING",
@@ -808,7 +842,7 @@ impl Store {
 }
 
 async fn insert_transaction(
-    tx: &mut SqlTransaction<'_, Any>,
+    tx: &mut sqlx::AnyConnection,
     transaction: &Transaction,
 ) -> Result<bool, StoreError> {
     // No conflict target: a second record of the same provider attempt and a second
@@ -834,14 +868,14 @@ async fn insert_transaction(
     .bind(transaction.provider_message.as_deref())
     .bind(transaction.period)
     .bind(to_millis(transaction.created_at))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(classify)?;
     Ok(inserted.rows_affected() == 1)
 }
 
 async fn insert_job(
-    tx: &mut SqlTransaction<'_, Any>,
+    tx: &mut sqlx::AnyConnection,
     subscription_id: &str,
     period: i64,
     due_at: DateTime<Utc>,
@@ -856,14 +890,14 @@ async fn insert_job(
     .bind(period)
     .bind(to_millis(due_at))
     .bind(to_millis(now))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(classify)?;
     Ok(())
 }
 
 async fn upsert_billing_profile(
-    tx: &mut SqlTransaction<'_, Any>,
+    tx: &mut sqlx::AnyConnection,
     update: &BillingProfileUpdate<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -895,8 +929,101 @@ async fn upsert_billing_profile(
     .bind(card.map(|card| i64::from(card.exp_year)))
     .bind(card.and_then(|card| card.country.clone()))
     .bind(to_millis(now))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(classify)?;
+    Ok(())
+}
+
+/// The guarded subscription update and what comes with it; `false` (nothing written) when
+/// the subscription is no longer in the state the change was decided from.
+async fn apply_change(
+    tx: &mut sqlx::AnyConnection,
+    change: &SubscriptionChange<'_>,
+    transaction: Option<&Transaction>,
+    jobs: &JobChange,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE subscriptions SET status = $4, current_period = $5, current_period_start = $6, \
+         current_period_end = $7, access_until = $8, cancel_at_period_end = $9, \
+         cancelled_at = $10, cancel_reason = COALESCE($11, cancel_reason), ended_at = $12, \
+         last_failure_code = $14, updated_at = $13 WHERE id = $1 AND status = $2 AND current_period = $3",
+    )
+    .bind(change.id)
+    .bind(change.expected_status.as_str())
+    .bind(change.expected_period)
+    .bind(change.status.as_str())
+    .bind(change.current_period)
+    .bind(to_millis(change.current_period_start))
+    .bind(to_millis(change.current_period_end))
+    .bind(change.access_until.map(to_millis))
+    .bind(i64::from(change.cancel_at_period_end))
+    .bind(change.cancelled_at.map(to_millis))
+    .bind(change.cancel_reason)
+    .bind(change.ended_at.map(to_millis))
+    .bind(to_millis(now))
+    .bind(change.last_failure_code.as_deref())
+    .execute(&mut *tx)
+    .await
+    .map_err(classify)?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some(transaction) = transaction {
+        insert_transaction(tx, transaction).await?;
+    }
+    apply_job_change(tx, change.id, jobs, now).await?;
+    Ok(true)
+}
+
+async fn apply_job_change(
+    tx: &mut sqlx::AnyConnection,
+    subscription_id: &str,
+    jobs: &JobChange,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    match jobs {
+        JobChange::None => {}
+        JobChange::Settle { period, next } => {
+            sqlx::query(
+                "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, \
+                 claimed_until = NULL, updated_at = $3 \
+                 WHERE subscription_id = $1 AND period = $2",
+            )
+            .bind(subscription_id)
+            .bind(period)
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await?;
+            if let Some((next_period, due_at)) = next {
+                insert_job(tx, subscription_id, *next_period, *due_at, now).await?;
+            }
+        }
+        JobChange::Retry { period, due_at } => {
+            sqlx::query(
+                "UPDATE billing_jobs SET due_at = $3, failed_attempts = failed_attempts + 1, \
+                 claimed_by = NULL, claimed_until = NULL, updated_at = $4 \
+                 WHERE subscription_id = $1 AND period = $2 AND status = 'pending'",
+            )
+            .bind(subscription_id)
+            .bind(period)
+            .bind(to_millis(*due_at))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        JobChange::AbandonAll => {
+            sqlx::query(
+                "UPDATE billing_jobs SET status = 'abandoned', claimed_by = NULL, \
+                 claimed_until = NULL, updated_at = $2 \
+                 WHERE subscription_id = $1 AND status = 'pending'",
+            )
+            .bind(subscription_id)
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     Ok(())
 }

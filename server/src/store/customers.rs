@@ -40,6 +40,7 @@ impl Store {
     ) -> Result<Customer, StoreError> {
         if let Some(mut known) = self.customer_by_identity(candidate).await? {
             if !candidate.email.is_empty() && candidate.email != known.email {
+                let _turn = self.write_turn().await;
                 sqlx::query("UPDATE customers SET email = $2, updated_at = $3 WHERE id = $1")
                     .bind(&known.id)
                     .bind(&candidate.email)
@@ -52,6 +53,7 @@ impl Store {
             return Ok(known);
         }
         let now = to_millis(candidate.created_at);
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO customers (id, issuer, subject, email, first_name, last_name, deleted, \
              session_guard, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7) \
@@ -159,6 +161,7 @@ impl Store {
         field: &CustomField,
         display_order: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO custom_fields (id, label, required, display_order) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET label = excluded.label, required = excluded.required, \

@@ -12,13 +12,15 @@ mod playback;
 mod sessions;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::OwnedMutexGuard;
 
-pub use billing::{BillingJob, BillingProfileUpdate, JobChange, SubscriptionChange};
+pub use billing::{BillingJob, BillingProfileUpdate, JobChange, Settlement, SubscriptionChange};
 pub use customers::AccountUpdate;
 pub use sessions::SessionStart;
 
@@ -66,6 +68,41 @@ enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer. Writers of this process take turns here, where a waiter is
+    /// woken the moment the turn is free, instead of in SQLite's busy handler, which
+    /// polls with sleeps of up to 100 ms. The busy timeout still orders writers of other
+    /// processes.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction; on SQLite it also holds this process's write turn until it ends.
+pub(crate) struct WriteTransaction {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTransaction {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -110,19 +147,32 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_turn: Arc::default(),
+        })
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at `BEGIN
     /// IMMEDIATE`, so concurrent writers queue on the busy timeout instead of failing with
     /// `SQLITE_BUSY` when a read lock cannot be upgraded; PostgreSQL's row locks need nothing
     /// of the kind.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
+        let turn = self.write_turn().await;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTransaction { tx, _turn: turn })
+    }
+
+    /// This process's write turn on SQLite, to hold around a single-statement write;
+    /// nothing on PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => Some(self.write_turn.clone().lock_owned().await),
+            Backend::Postgres => None,
         }
     }
 

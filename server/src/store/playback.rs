@@ -11,6 +11,7 @@ impl Store {
         entry_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO playback_views (customer_id, entry_id, position_seconds, last_viewed_at) \
              VALUES ($1, $2, 0, $3) ON CONFLICT (customer_id, entry_id) \

@@ -168,6 +168,7 @@ impl Store {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let touched = sqlx::query(
             "UPDATE sessions SET last_seen_at = $2, expires_at = $3 \
              WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
@@ -187,6 +188,7 @@ impl Store {
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let ended = sqlx::query(
             "UPDATE sessions SET ended_at = $2, end_reason = $3 \
              WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
