@@ -53,7 +53,7 @@ impl Core {
             return Ok(WebhookOutcome::Replayed);
         }
         let outcome = match &event.object {
-            EventObject::PaymentIntent(intent) if self.renewal_recorded(intent).await? => {
+            EventObject::PaymentIntent(intent) if self.renewal_in_hand(intent).await? => {
                 WebhookOutcome::Applied
             }
             EventObject::PaymentIntent(intent) => {
@@ -89,10 +89,11 @@ impl Core {
         Ok(outcome)
     }
 
-    /// Whether the event's intent is a renewal the billing clock already recorded (the usual
-    /// case: the worker has Stripe's answer before the webhook arrives), so that Stripe
+    /// Whether the event's intent is a renewal the billing clock has in hand: recorded
+    /// already (the usual case: the worker has Stripe's answer before the webhook arrives),
+    /// or being charged by a worker that will record Stripe's answer. Either way Stripe
     /// need not be asked again.
-    async fn renewal_recorded(
+    async fn renewal_in_hand(
         &self,
         intent: &crate::providers::stripe::PaymentIntent,
     ) -> Result<bool, CoreError> {
@@ -105,11 +106,16 @@ impl Core {
         ) else {
             return Ok(false);
         };
-        Ok(self
+        let recorded = self
             .store
             .subscription(subscription_id)
             .await?
-            .is_some_and(|subscription| subscription.current_period >= period))
+            .is_some_and(|subscription| subscription.current_period >= period);
+        Ok(recorded
+            || self
+                .store
+                .renewal_in_progress(subscription_id, period, self.now())
+                .await?)
     }
 
     async fn fresh_payment_intent(

@@ -5,6 +5,8 @@
 //! (`status` and `current_period`), so two replicas or a replayed notification racing on
 //! one subscription cannot both apply; the loser sees zero rows changed.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -140,10 +142,36 @@ macro_rules! billing_profile_columns {
     };
 }
 
-/// `$1, $2, …, $count`, for an `IN` list.
-fn placeholders(count: usize) -> String {
-    (1..=count)
+/// Rows per multi-row statement. SQLite looks a numbered parameter up by walking the
+/// statement's list of them, so binding costs grow with the square of their number: a
+/// few hundred per statement keeps that negligible, and far under every backend's limit.
+pub(super) const ROWS_PER_STATEMENT: usize = 32;
+
+/// `$first, $first+1, …`, `count` of them, for an `IN` list.
+fn placeholders_from(first: usize, count: usize) -> String {
+    (first..first + count)
         .map(|index| format!("${index}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($first, …), (…), …`: `rows` rows of `columns` numbered placeholders each.
+pub(super) fn value_rows(rows: usize, columns: usize, first: usize) -> String {
+    value_rows_with(rows, columns, first, "")
+}
+
+/// As [`value_rows`], each row ending with the same `suffix` columns (placeholders in it
+/// are shared by every row).
+fn value_rows_with(rows: usize, columns: usize, first: usize, suffix: &str) -> String {
+    (0..rows)
+        .map(|row| {
+            let mut values = placeholders_from(first + row * columns, columns);
+            if !suffix.is_empty() {
+                values.push_str(", ");
+                values.push_str(suffix);
+            }
+            format!("({values})")
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -427,7 +455,7 @@ impl Store {
                 subscription_columns!(),
                 " FROM subscriptions WHERE id IN ({})"
             ),
-            placeholders(ids.len())
+            placeholders_from(1, ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in ids {
@@ -451,7 +479,7 @@ impl Store {
                 billing_profile_columns!(),
                 " FROM billing_profiles WHERE customer_id IN ({})"
             ),
-            placeholders(customer_ids.len())
+            placeholders_from(1, customer_ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in customer_ids {
@@ -539,7 +567,7 @@ impl Store {
             upsert_billing_profile(&mut tx, billing, now).await?;
         }
         if let Some((period, due_at)) = first_job_due {
-            insert_job(&mut tx, &subscription.id, period, due_at, now).await?;
+            insert_jobs(&mut tx, &[(&subscription.id, period, due_at)], now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -632,17 +660,24 @@ impl Store {
         jobs: &JobChange,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let applied = apply_change(&mut tx, change, transaction, jobs, now).await?;
-        if applied {
-            tx.commit().await?;
-        }
-        Ok(applied)
+        let settlement = Settlement {
+            subscription_id: change.id,
+            change: Some(change.clone()),
+            transaction: transaction.cloned(),
+            jobs: jobs.clone(),
+            billing_failed_for: None,
+        };
+        let applied = self
+            .settle_billing(std::slice::from_ref(&settlement), now)
+            .await?;
+        Ok(applied.first().copied().unwrap_or(false))
     }
 
-    /// Applies the billing clock's settlements of one batch of jobs in one transaction (one
-    /// write turn and one commit for the batch, not one each), each guarded as
-    /// [`Store::change_subscription`] guards. Returns, in order, whether each applied.
+    /// Applies settlements (a billing batch's, or one change) in one transaction, with a
+    /// handful of statements whatever their number: one guarded update of the
+    /// subscriptions, then, for those that applied, their transactions, jobs and billing
+    /// profiles. Each is guarded as [`Store::change_subscription`] says. Returns, in order,
+    /// whether each applied.
     pub async fn settle_billing(
         &self,
         settlements: &[Settlement<'_>],
@@ -652,35 +687,45 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let mut applied = Vec::with_capacity(settlements.len());
-        for settlement in settlements {
-            let done = match &settlement.change {
-                Some(change) => {
-                    apply_change(
-                        &mut tx,
-                        change,
-                        settlement.transaction.as_ref(),
-                        &settlement.jobs,
-                        now,
-                    )
-                    .await?
-                }
-                None => {
-                    apply_job_change(&mut tx, settlement.subscription_id, &settlement.jobs, now)
-                        .await?;
-                    true
-                }
-            };
-            if done && let Some(customer_id) = settlement.billing_failed_for {
-                sqlx::query(
-                    "UPDATE billing_profiles SET last_failed_at = $2 WHERE customer_id = $1",
-                )
-                .bind(customer_id)
-                .bind(to_millis(now))
-                .execute(&mut *tx)
-                .await?;
+        let changes: Vec<&SubscriptionChange<'_>> = settlements
+            .iter()
+            .filter_map(|settlement| settlement.change.as_ref())
+            .collect();
+        let updated = update_subscriptions(&mut tx, &changes, now).await?;
+        let applied: Vec<bool> = settlements
+            .iter()
+            .map(|settlement| {
+                settlement
+                    .change
+                    .as_ref()
+                    .is_none_or(|change| updated.contains(change.id))
+            })
+            .collect();
+        let settled = || {
+            settlements
+                .iter()
+                .zip(&applied)
+                .filter(|(_, applied)| **applied)
+                .map(|(settlement, _)| settlement)
+        };
+        let transactions: Vec<&Transaction> = settled()
+            .filter_map(|settlement| settlement.transaction.as_ref())
+            .collect();
+        insert_transactions(&mut tx, &transactions).await?;
+        apply_job_changes(&mut tx, settled(), now).await?;
+        let failed_customers: Vec<&str> = settled()
+            .filter_map(|settlement| settlement.billing_failed_for)
+            .collect();
+        for customers in failed_customers.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE billing_profiles SET last_failed_at = $1 WHERE customer_id IN ({})",
+                placeholders_from(2, customers.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+            for customer in customers {
+                query = query.bind(*customer);
             }
-            applied.push(done);
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(applied)
@@ -728,6 +773,27 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether a worker holds the job for this period under a live lease: it is charging
+    /// for it now and will record what Stripe answers (or its lease runs out and another
+    /// worker repeats the charge, with the same idempotency key).
+    pub async fn renewal_in_progress(
+        &self,
+        subscription_id: &str,
+        period: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed: Option<i64> = sqlx::query_scalar(
+            "SELECT period FROM billing_jobs WHERE subscription_id = $1 AND period = $2 \
+             AND status = 'pending' AND claimed_until > $3",
+        )
+        .bind(subscription_id)
+        .bind(period)
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(claimed.is_some())
     }
 
     /// Gives a claimed job back without settling it (the provider could not be reached).
@@ -800,99 +866,81 @@ impl Store {
         .fetch_one(&self.pool)
         .await?)
     }
-
-    /// Whether a provider's notification was applied before.
-    pub async fn event_seen(
-        &self,
-        provider: PaymentProvider,
-        event_id: &str,
-    ) -> Result<bool, StoreError> {
-        let seen: Option<String> = sqlx::query_scalar(
-            "SELECT event_id FROM provider_events WHERE provider = $1 AND event_id = $2",
-        )
-        .bind(provider.as_str())
-        .bind(event_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(seen.is_some())
-    }
-
-    /// Remembers a notification as applied. Its effects are idempotent on their own; this
-    /// makes a replay cheap and visible.
-    pub async fn remember_event(
-        &self,
-        provider: PaymentProvider,
-        event_id: &str,
-        event_type: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO provider_events (provider, event_id, event_type, received_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (provider, event_id) DO NOTHING",
-        )
-        .bind(provider.as_str())
-        .bind(event_id)
-        .bind(event_type)
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
 }
 
 async fn insert_transaction(
     tx: &mut sqlx::AnyConnection,
     transaction: &Transaction,
 ) -> Result<bool, StoreError> {
-    // No conflict target: a second record of the same provider attempt and a second
-    // successful charge for one period are both dropped, whichever constraint sees it.
-    let inserted = sqlx::query(concat!(
-        "INSERT INTO transactions (",
-        transaction_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT DO NOTHING"
-    ))
-    .bind(&transaction.id)
-    .bind(&transaction.customer_id)
-    .bind(transaction.subscription_id.as_deref())
-    .bind(transaction.basket_id.as_deref())
-    .bind(transaction.kind.as_str())
-    .bind(transaction.provider.as_str())
-    .bind(&transaction.external_id)
-    .bind(&transaction.reference)
-    .bind(&transaction.description)
-    .bind(transaction.amount.minor_units)
-    .bind(transaction.amount.currency.code())
-    .bind(i64::from(transaction.succeeded))
-    .bind(transaction.provider_message.as_deref())
-    .bind(transaction.period)
-    .bind(to_millis(transaction.created_at))
-    .execute(&mut *tx)
-    .await
-    .map_err(classify)?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(insert_transactions(tx, &[transaction]).await? == 1)
 }
 
-async fn insert_job(
+/// Records transactions; returns how many were new. No conflict target: a second record of
+/// the same provider attempt and a second successful charge for one period are both
+/// dropped, whichever constraint sees it.
+async fn insert_transactions(
     tx: &mut sqlx::AnyConnection,
-    subscription_id: &str,
-    period: i64,
-    due_at: DateTime<Utc>,
+    transactions: &[&Transaction],
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in transactions.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            concat!(
+                "INSERT INTO transactions (",
+                transaction_columns!(),
+                ") VALUES {} ON CONFLICT DO NOTHING"
+            ),
+            value_rows(chunk.len(), 15, 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for transaction in chunk {
+            query = query
+                .bind(transaction.id.clone())
+                .bind(transaction.customer_id.clone())
+                .bind(transaction.subscription_id.clone())
+                .bind(transaction.basket_id.clone())
+                .bind(transaction.kind.as_str())
+                .bind(transaction.provider.as_str())
+                .bind(transaction.external_id.clone())
+                .bind(transaction.reference.clone())
+                .bind(transaction.description.clone())
+                .bind(transaction.amount.minor_units)
+                .bind(transaction.amount.currency.code())
+                .bind(i64::from(transaction.succeeded))
+                .bind(transaction.provider_message.clone())
+                .bind(transaction.period)
+                .bind(to_millis(transaction.created_at));
+        }
+        inserted += query
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Creates pending jobs (subscription, period, due at); one already there is kept.
+async fn insert_jobs(
+    tx: &mut sqlx::AnyConnection,
+    jobs: &[(&str, i64, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO billing_jobs (subscription_id, period, due_at, failed_attempts, status, \
-         updated_at) VALUES ($1, $2, $3, 0, 'pending', $4) \
-         ON CONFLICT (subscription_id, period) DO NOTHING",
-    )
-    .bind(subscription_id)
-    .bind(period)
-    .bind(to_millis(due_at))
-    .bind(to_millis(now))
-    .execute(&mut *tx)
-    .await
-    .map_err(classify)?;
+    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO billing_jobs (subscription_id, period, due_at, failed_attempts, status, \
+             updated_at) VALUES {} ON CONFLICT (subscription_id, period) DO NOTHING",
+            value_rows_with(chunk.len(), 3, 2, "0, 'pending', $1")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        for (subscription_id, period, due_at) in chunk {
+            query = query
+                .bind(*subscription_id)
+                .bind(*period)
+                .bind(to_millis(*due_at));
+        }
+        query.execute(&mut *tx).await.map_err(classify)?;
+    }
     Ok(())
 }
 
@@ -935,95 +983,116 @@ async fn upsert_billing_profile(
     Ok(())
 }
 
-/// The guarded subscription update and what comes with it; `false` (nothing written) when
-/// the subscription is no longer in the state the change was decided from.
-async fn apply_change(
+/// The guarded updates: each subscription changes only if it is still in the state its
+/// change was decided from. Returns the ids of those that changed.
+async fn update_subscriptions(
     tx: &mut sqlx::AnyConnection,
-    change: &SubscriptionChange<'_>,
-    transaction: Option<&Transaction>,
-    jobs: &JobChange,
+    changes: &[&SubscriptionChange<'_>],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
-        "UPDATE subscriptions SET status = $4, current_period = $5, current_period_start = $6, \
-         current_period_end = $7, access_until = $8, cancel_at_period_end = $9, \
-         cancelled_at = $10, cancel_reason = COALESCE($11, cancel_reason), ended_at = $12, \
-         last_failure_code = $14, updated_at = $13 WHERE id = $1 AND status = $2 AND current_period = $3",
-    )
-    .bind(change.id)
-    .bind(change.expected_status.as_str())
-    .bind(change.expected_period)
-    .bind(change.status.as_str())
-    .bind(change.current_period)
-    .bind(to_millis(change.current_period_start))
-    .bind(to_millis(change.current_period_end))
-    .bind(change.access_until.map(to_millis))
-    .bind(i64::from(change.cancel_at_period_end))
-    .bind(change.cancelled_at.map(to_millis))
-    .bind(change.cancel_reason)
-    .bind(change.ended_at.map(to_millis))
-    .bind(to_millis(now))
-    .bind(change.last_failure_code.as_deref())
-    .execute(&mut *tx)
-    .await
-    .map_err(classify)?;
-    if updated.rows_affected() != 1 {
-        return Ok(false);
+) -> Result<HashSet<String>, StoreError> {
+    let mut updated = HashSet::new();
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH incoming (change_id, expected_status, expected_period, new_status, new_period, \
+             new_start, new_end, new_access_until, new_cancel_at_period_end, new_cancelled_at, \
+             new_cancel_reason, new_ended_at, new_failure_code) AS (VALUES {}) \
+             UPDATE subscriptions SET status = incoming.new_status, \
+             current_period = incoming.new_period, current_period_start = incoming.new_start, \
+             current_period_end = incoming.new_end, access_until = incoming.new_access_until, \
+             cancel_at_period_end = incoming.new_cancel_at_period_end, \
+             cancelled_at = incoming.new_cancelled_at, \
+             cancel_reason = COALESCE(incoming.new_cancel_reason, subscriptions.cancel_reason), \
+             ended_at = incoming.new_ended_at, last_failure_code = incoming.new_failure_code, \
+             updated_at = $1 FROM incoming WHERE subscriptions.id = incoming.change_id \
+             AND subscriptions.status = incoming.expected_status \
+             AND subscriptions.current_period = incoming.expected_period RETURNING id",
+            value_rows(chunk.len(), 13, 2)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        for change in chunk {
+            query = query
+                .bind(change.id)
+                .bind(change.expected_status.as_str())
+                .bind(change.expected_period)
+                .bind(change.status.as_str())
+                .bind(change.current_period)
+                .bind(to_millis(change.current_period_start))
+                .bind(to_millis(change.current_period_end))
+                .bind(change.access_until.map(to_millis))
+                .bind(i64::from(change.cancel_at_period_end))
+                .bind(change.cancelled_at.map(to_millis))
+                .bind(change.cancel_reason)
+                .bind(change.ended_at.map(to_millis))
+                .bind(change.last_failure_code.as_deref());
+        }
+        for row in query.fetch_all(&mut *tx).await.map_err(classify)? {
+            updated.insert(row.try_get::<String, _>("id")?);
+        }
     }
-    if let Some(transaction) = transaction {
-        insert_transaction(tx, transaction).await?;
-    }
-    apply_job_change(tx, change.id, jobs, now).await?;
-    Ok(true)
+    Ok(updated)
 }
 
-async fn apply_job_change(
+/// The billing clock's side of settlements that applied.
+async fn apply_job_changes<'s>(
     tx: &mut sqlx::AnyConnection,
-    subscription_id: &str,
-    jobs: &JobChange,
+    settlements: impl Iterator<Item = &'s Settlement<'s>>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    match jobs {
-        JobChange::None => {}
-        JobChange::Settle { period, next } => {
-            sqlx::query(
-                "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, \
-                 claimed_until = NULL, updated_at = $3 \
-                 WHERE subscription_id = $1 AND period = $2",
-            )
-            .bind(subscription_id)
-            .bind(period)
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await?;
-            if let Some((next_period, due_at)) = next {
-                insert_job(tx, subscription_id, *next_period, *due_at, now).await?;
+    let mut done = Vec::new();
+    let mut next = Vec::new();
+    let mut abandoned = Vec::new();
+    for settlement in settlements {
+        let subscription_id = settlement.subscription_id;
+        match &settlement.jobs {
+            JobChange::None => {}
+            JobChange::Settle { period, next: then } => {
+                done.push((subscription_id, *period));
+                if let Some((next_period, due_at)) = then {
+                    next.push((subscription_id, *next_period, *due_at));
+                }
             }
+            JobChange::Retry { period, due_at } => {
+                // Refused renewals are few; one statement each.
+                sqlx::query(
+                    "UPDATE billing_jobs SET due_at = $3, failed_attempts = failed_attempts + 1, \
+                     claimed_by = NULL, claimed_until = NULL, updated_at = $4 \
+                     WHERE subscription_id = $1 AND period = $2 AND status = 'pending'",
+                )
+                .bind(subscription_id)
+                .bind(period)
+                .bind(to_millis(*due_at))
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            JobChange::AbandonAll => abandoned.push(subscription_id),
         }
-        JobChange::Retry { period, due_at } => {
-            sqlx::query(
-                "UPDATE billing_jobs SET due_at = $3, failed_attempts = failed_attempts + 1, \
-                 claimed_by = NULL, claimed_until = NULL, updated_at = $4 \
-                 WHERE subscription_id = $1 AND period = $2 AND status = 'pending'",
-            )
-            .bind(subscription_id)
-            .bind(period)
-            .bind(to_millis(*due_at))
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await?;
+    }
+    for chunk in done.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, claimed_until = NULL, \
+             updated_at = $1 WHERE (subscription_id, period) IN (VALUES {})",
+            value_rows(chunk.len(), 2, 2)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        for (subscription_id, period) in chunk {
+            query = query.bind(*subscription_id).bind(*period);
         }
-        JobChange::AbandonAll => {
-            sqlx::query(
-                "UPDATE billing_jobs SET status = 'abandoned', claimed_by = NULL, \
-                 claimed_until = NULL, updated_at = $2 \
-                 WHERE subscription_id = $1 AND status = 'pending'",
-            )
-            .bind(subscription_id)
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await?;
+        query.execute(&mut *tx).await?;
+    }
+    insert_jobs(tx, &next, now).await?;
+    for chunk in abandoned.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE billing_jobs SET status = 'abandoned', claimed_by = NULL, \
+             claimed_until = NULL, updated_at = $1 \
+             WHERE status = 'pending' AND subscription_id IN ({})",
+            placeholders_from(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        for subscription_id in chunk {
+            query = query.bind(*subscription_id);
         }
+        query.execute(&mut *tx).await?;
     }
     Ok(())
 }

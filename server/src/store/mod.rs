@@ -8,6 +8,7 @@ mod billing;
 mod catalogue;
 mod customers;
 mod discounts;
+mod events;
 mod playback;
 mod sessions;
 
@@ -41,6 +42,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A failure shared by every caller whose write was part of one group commit.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
 }
 
 /// Database errors that are the caller's fault carry the constraint's name; everything else
@@ -73,6 +77,7 @@ pub struct Store {
     /// polls with sleeps of up to 100 ms. The busy timeout still orders writers of other
     /// processes.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    pending_events: Arc<events::PendingEvents>,
 }
 
 /// A write transaction; on SQLite it also holds this process's write turn until it ends.
@@ -151,6 +156,7 @@ impl Store {
             pool,
             backend,
             write_turn: Arc::default(),
+            pending_events: Arc::default(),
         })
     }
 
