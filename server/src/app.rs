@@ -86,7 +86,7 @@ pub fn server_routes(
             "/cloudpay",
             cloudpay::routes(core, cloudpay_settings)
                 .around(limit_body)
-                .catch_all_error(cloudpay::render_framework_error)
+                .around(cloudpay::framework_errors)
                 .map(close_after_unread_body),
         )
 }

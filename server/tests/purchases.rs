@@ -426,6 +426,39 @@ async fn payment_operations_refuse_bad_input_with_their_error_shape() {
         .await;
     assert_eq!(status, 401, "sync needs the API key");
 
+    // Refused before a handler runs: still the payment operations' shape.
+    let malformed = app
+        .http
+        .post(app.url(&format!(
+            "/cloudpay/payment/stripe/checkout?{}",
+            shopper.auth()
+        )))
+        .header("content-type", "application/json")
+        .body("{\"packageId\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(body["statusCode"], "400", "{body}");
+    assert_eq!(body["error"], "Bad Request", "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body.get("body").is_none(), "{body}");
+    let (status, body) = app
+        .post_json("/cloudpay/billing/stripe/update", &json!({}))
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Unauthorized", "{body}");
+    // The other operations keep CloudPay's `{statusCode, body}`.
+    let (status, body) = app
+        .post_json("/cloudpay/api/v1/account/cancellation", &json!({}))
+        .await;
+    assert_eq!(status, 401);
+    assert!(body["body"]["message"].is_string(), "{body}");
+
     let forged = json!({ "id": "evt_forged", "type": "payment_intent.succeeded", "created": 1, "data": { "object": { "id": "pi_x" } } });
     let response = app
         .http

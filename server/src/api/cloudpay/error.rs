@@ -1,6 +1,8 @@
 //! CloudPay's documented error shape, `{"statusCode": 401, "body": {"status": …, "message": …}}`,
 //! and the one mapping from core errors to it.
 
+use poem::http::StatusCode;
+use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
@@ -123,12 +125,47 @@ impl From<CoreError> for CloudPayError {
 }
 
 /// Errors poem raises before a handler runs (unparsable JSON, a missing parameter, a body
-/// over the limit) get the same documented shape, with their own 4xx status.
-pub async fn render_framework_error(error: poem::Error) -> poem::Response {
-    // Our own error responses travel as errors too; they already have the shape.
-    if error.is_from_response() {
-        return error.into_response();
+/// over the limit) get the documented shape of the operation that was called, with their
+/// own 4xx status: the payment operations' `{statusCode, message, error}`, everything
+/// else's `{statusCode, body}`.
+pub async fn framework_errors<E: Endpoint>(next: E, request: Request) -> poem::Result<Response> {
+    let payment_operation = is_payment_operation(request.uri().path());
+    match next.call(request).await {
+        Ok(response) => Ok(response.into_response()),
+        // Our own error responses travel as errors too; they already have the shape.
+        Err(error) if error.is_from_response() => Ok(error.into_response()),
+        Err(error) => {
+            let (status, name, message) = describe(&error);
+            let json = if payment_operation {
+                serde_json::json!({
+                    "statusCode": status.as_u16().to_string(),
+                    "message": message,
+                    "error": status.canonical_reason().unwrap_or("Error"),
+                })
+            } else {
+                let body = ErrorResponse::new(status.as_u16(), name, message);
+                serde_json::json!({
+                    "statusCode": body.status_code,
+                    "body": { "status": body.body.status, "message": body.body.message },
+                })
+            };
+            Ok(Response::builder()
+                .status(status)
+                .content_type("application/json; charset=utf-8")
+                .body(json.to_string()))
+        }
     }
+}
+
+/// The operations documented with [`PaymentErrorResponse`], by path under `/cloudpay`.
+fn is_payment_operation(path: &str) -> bool {
+    ["/payment/", "/billing/", "/discount/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+/// Status, CloudPay error name and message of an error poem raised.
+fn describe(error: &poem::Error) -> (StatusCode, &'static str, String) {
     let status = error.status();
     let name = match status.as_u16() {
         400 => "ValidationError",
@@ -155,15 +192,7 @@ pub async fn render_framework_error(error: poem::Error) -> poem::Response {
     } else {
         error.to_string()
     };
-    let body = ErrorResponse::new(status.as_u16(), name, message);
-    let json = serde_json::json!({
-        "statusCode": body.status_code,
-        "body": { "status": body.body.status, "message": body.body.message },
-    });
-    poem::Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(json.to_string())
+    (status, name, message)
 }
 
 /// The error body of the payment operations (checkout, discount, billing update, discount

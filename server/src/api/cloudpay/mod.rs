@@ -16,7 +16,7 @@ use poem::Route;
 use poem_openapi::OpenApiService;
 
 use crate::core::{Core, Country};
-pub use error::{ErrorResponse, render_framework_error};
+pub use error::{ErrorResponse, framework_errors};
 
 #[derive(Debug, Clone)]
 pub struct CloudPaySettings {
@@ -75,7 +75,7 @@ fn service(apis: Apis, server_url: &str) -> OpenApiService<Apis, ()> {
 }
 
 /// The façade's routes: the API, its document at `/openapi.json`, Swagger UI at `/docs`
-/// and Redoc at `/redoc`. Wrap them with [`render_framework_error`] so that errors raised
+/// and Redoc at `/redoc`. Wrap them with [`framework_errors`] so that errors raised
 /// before a handler runs keep CloudPay's error shape.
 pub fn routes(core: Arc<Core>, settings: CloudPaySettings) -> Route {
     let server_url = settings.public_url.clone();
