@@ -319,7 +319,6 @@ impl StripeClient {
             ("confirm".to_owned(), "true".to_owned()),
             ("off_session".to_owned(), "true".to_owned()),
             ("payment_method_types[]".to_owned(), "card".to_owned()),
-            ("expand[]".to_owned(), "latest_charge".to_owned()),
         ];
         metadata_fields(&mut form, charge.metadata);
         self.call(
