@@ -123,14 +123,10 @@ impl Core {
             .into_iter()
             .map(|profile| (profile.customer_id.clone(), profile))
             .collect();
-        let mut packages: HashMap<&str, Package> = HashMap::new();
+        let mut packages: HashMap<&str, Option<Package>> = HashMap::new();
         for subscription in subscriptions.values() {
             if !packages.contains_key(subscription.package_id.as_str()) {
-                let package = self
-                    .store
-                    .package(&subscription.package_id)
-                    .await?
-                    .ok_or(CoreError::NotFound("package"))?;
+                let package = self.store.package(&subscription.package_id).await?;
                 packages.insert(&subscription.package_id, package);
             }
         }
@@ -139,11 +135,20 @@ impl Core {
         let mut settlements = Vec::with_capacity(jobs.len());
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut renewals = Vec::new();
+        let mut deferred = Vec::new();
         for job in jobs {
-            let subscription = subscriptions
+            let found = subscriptions
                 .get(&job.subscription_id)
-                .ok_or(CoreError::NotFound("subscription"))?;
-            let package = &packages[subscription.package_id.as_str()];
+                .and_then(|subscription| {
+                    let package = packages.get(subscription.package_id.as_str())?.as_ref()?;
+                    Some((subscription, package))
+                });
+            let Some((subscription, package)) = found else {
+                // Nothing to decide from; left for an operator, without holding up the rest.
+                tracing::warn!(subscription = %job.subscription_id, period = job.period, "billing job deferred: its subscription or package is gone");
+                deferred.push(job);
+                continue;
+            };
             let profile = profiles.get(&subscription.customer_id);
             match self.plan(job, subscription, package, profile, now) {
                 Plan::Settle(settlement, outcome) => {
@@ -154,7 +159,6 @@ impl Core {
             }
         }
 
-        let mut deferred = Vec::new();
         if !renewals.is_empty() {
             let stripe = self.stripe()?;
             let charges: Vec<_> = renewals

@@ -33,9 +33,10 @@ impl CoreError {
     /// A failure of something outside the request (the database or a provider is down):
     /// worth retrying, unlike a bug.
     pub fn is_outage(&self) -> bool {
-        matches!(
-            self,
-            CoreError::ProviderUnavailable { .. } | CoreError::Store(StoreError::Database(_))
-        )
+        match self {
+            CoreError::ProviderUnavailable { .. } => true,
+            CoreError::Store(error) => error.is_outage(),
+            _ => false,
+        }
     }
 }

@@ -47,6 +47,17 @@ pub enum StoreError {
     Shared(Arc<StoreError>),
 }
 
+impl StoreError {
+    /// The database could not be reached or failed (not: refused the data).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Database(_) => true,
+            StoreError::Shared(error) => error.is_outage(),
+            _ => false,
+        }
+    }
+}
+
 /// Database errors that are the caller's fault carry the constraint's name; everything else
 /// stays an infrastructure error.
 pub(crate) fn classify(error: sqlx::Error) -> StoreError {
