@@ -446,22 +446,12 @@ impl Store {
         &self,
         ids: &[&str],
     ) -> Result<Vec<Subscription>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            concat!(
-                "SELECT ",
-                subscription_columns!(),
-                " FROM subscriptions WHERE id IN ({})"
-            ),
-            placeholders_from(1, ids.len())
+        let select = concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE id IN"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = self.rows_with_keys(select, ids).await?;
         rows.iter().map(subscription_from_row).collect()
     }
 
@@ -470,23 +460,27 @@ impl Store {
         &self,
         customer_ids: &[&str],
     ) -> Result<Vec<BillingProfile>, StoreError> {
-        if customer_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            concat!(
-                "SELECT ",
-                billing_profile_columns!(),
-                " FROM billing_profiles WHERE customer_id IN ({})"
-            ),
-            placeholders_from(1, customer_ids.len())
+        let select = concat!(
+            "SELECT ",
+            billing_profile_columns!(),
+            " FROM billing_profiles WHERE customer_id IN"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in customer_ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = self.rows_with_keys(select, customer_ids).await?;
         rows.iter().map(billing_profile_from_row).collect()
+    }
+
+    /// The rows `select` (ending in `IN`) finds for these keys.
+    async fn rows_with_keys(&self, select: &str, keys: &[&str]) -> Result<Vec<AnyRow>, StoreError> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{select} ({})", placeholders_from(1, chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            rows.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
     }
 
     /// The customer's subscriptions, newest first.
@@ -895,19 +889,19 @@ async fn insert_transactions(
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for transaction in chunk {
             query = query
-                .bind(transaction.id.clone())
-                .bind(transaction.customer_id.clone())
-                .bind(transaction.subscription_id.clone())
-                .bind(transaction.basket_id.clone())
+                .bind(transaction.id.as_str())
+                .bind(transaction.customer_id.as_str())
+                .bind(transaction.subscription_id.as_deref())
+                .bind(transaction.basket_id.as_deref())
                 .bind(transaction.kind.as_str())
                 .bind(transaction.provider.as_str())
-                .bind(transaction.external_id.clone())
-                .bind(transaction.reference.clone())
-                .bind(transaction.description.clone())
+                .bind(transaction.external_id.as_str())
+                .bind(transaction.reference.as_str())
+                .bind(transaction.description.as_str())
                 .bind(transaction.amount.minor_units)
                 .bind(transaction.amount.currency.code())
                 .bind(i64::from(transaction.succeeded))
-                .bind(transaction.provider_message.clone())
+                .bind(transaction.provider_message.as_deref())
                 .bind(transaction.period)
                 .bind(to_millis(transaction.created_at));
         }

@@ -122,8 +122,8 @@ async fn insert_events(store: &Store, events: &[PendingEvent]) -> Result<(), Sto
         for event in chunk {
             query = query
                 .bind(event.provider.as_str())
-                .bind(event.event_id.clone())
-                .bind(event.event_type.clone())
+                .bind(event.event_id.as_str())
+                .bind(event.event_type.as_str())
                 .bind(to_millis(event.received_at));
         }
         query.execute(&store.pool).await?;
