@@ -103,26 +103,20 @@ impl Core {
             .iter()
             .map(|job| job.subscription_id.as_str())
             .collect();
-        let subscriptions: HashMap<String, Subscription> = self
-            .store
-            .subscriptions_with_ids(&subscription_ids)
-            .await?
-            .into_iter()
-            .map(|subscription| (subscription.id.clone(), subscription))
-            .collect();
+        let subscriptions = keyed(
+            self.store.subscriptions_with_ids(&subscription_ids).await?,
+            |subscription| &subscription.id,
+        );
         let customer_ids: Vec<&str> = subscriptions
             .values()
             .map(|subscription| subscription.customer_id.as_str())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let profiles: HashMap<String, BillingProfile> = self
-            .store
-            .billing_profiles_of(&customer_ids)
-            .await?
-            .into_iter()
-            .map(|profile| (profile.customer_id.clone(), profile))
-            .collect();
+        let profiles = keyed(
+            self.store.billing_profiles_of(&customer_ids).await?,
+            |profile| &profile.customer_id,
+        );
         let mut packages: HashMap<&str, Option<Package>> = HashMap::new();
         for subscription in subscriptions.values() {
             if !packages.contains_key(subscription.package_id.as_str()) {
@@ -458,6 +452,13 @@ async fn charge_renewal<'r>(
         })
         .await;
     (renewal, description, result)
+}
+
+fn keyed<T>(items: Vec<T>, key: impl Fn(&T) -> &String) -> HashMap<String, T> {
+    items
+        .into_iter()
+        .map(|item| (key(&item).clone(), item))
+        .collect()
 }
 
 /// The key Stripe deduplicates a renewal attempt by: a worker that crashed after Stripe
