@@ -15,6 +15,7 @@ use poem_openapi::{
 use serde_json::{Value, json};
 
 use super::cards::Decline;
+use super::details::{Address, BillingDetails};
 use super::error::ApiError;
 use super::form::Form;
 use super::state::{
@@ -536,12 +537,20 @@ fn new_payment_method(
             };
             details.finish()?;
             let field = |key: &str| address.get(key).cloned();
-            Some(json!({
-                "address": {"city": field("city"), "country": field("country"),
-                            "line1": field("line1"), "line2": field("line2"),
-                            "postal_code": field("postal_code"), "state": field("state")},
-                "email": email, "name": name, "phone": phone, "tax_id": tax_id
-            }))
+            Some(BillingDetails {
+                address: Address {
+                    city: field("city"),
+                    country: field("country"),
+                    line1: field("line1"),
+                    line2: field("line2"),
+                    postal_code: field("postal_code"),
+                    state: field("state"),
+                },
+                email,
+                name,
+                phone,
+                tax_id,
+            })
         }
         None => None,
     };

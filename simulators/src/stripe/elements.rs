@@ -25,10 +25,9 @@ use url::Url;
 
 use super::StripeSimulator;
 use super::cards::card_for_number;
+use super::details::{Address, BillingDetails};
 use super::error::ApiError;
-use super::state::{
-    Account, Confirmation, IntentStatus, Metadata, NewCard, empty_billing_details, money, new_id,
-};
+use super::state::{Account, Confirmation, IntentStatus, Metadata, NewCard, money, new_id};
 
 /// The most a form post may weigh; a card form is a few hundred bytes.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -333,8 +332,13 @@ fn confirm_with_card(
     postal_code: &str,
     now: DateTime<Utc>,
 ) -> Result<Outcome, ApiError> {
-    let mut billing_details = empty_billing_details();
-    billing_details["address"]["postal_code"] = postal_code.into();
+    let billing_details = BillingDetails {
+        address: Address {
+            postal_code: Some(postal_code.to_owned()),
+            ..Address::default()
+        },
+        ..BillingDetails::default()
+    };
     let method =
         account.create_payment_method(card, Some(billing_details), Metadata::new(), now)?;
     let confirmation = Confirmation {

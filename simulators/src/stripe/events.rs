@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Serialize, Serializer};
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value};
 
 use super::api::DEFAULT_API_VERSION;
@@ -48,7 +49,7 @@ pub const EVENT_TYPES: &[&str] = &[
 pub struct Event {
     pub id: String,
     pub object: &'static str,
-    pub api_version: String,
+    pub api_version: &'static str,
     pub created: i64,
     pub data: EventData,
     pub livemode: bool,
@@ -56,7 +57,7 @@ pub struct Event {
     pub pending_webhooks: u32,
     pub request: EventRequest,
     #[serde(rename = "type")]
-    pub event_type: String,
+    pub event_type: &'static str,
     #[serde(skip)]
     pub seq: u64,
     /// The endpoints the event was queued for (or resent to), each once, and whether one
@@ -84,23 +85,23 @@ pub struct EventData {
 }
 
 /// A JSON value kept as its compact text, a fraction of the memory of a [`Value`];
-/// serialized as the value it holds.
+/// serialized as the text it holds, without parsing it again.
 #[derive(Debug, Clone)]
-pub struct CompactJson(Box<str>);
+pub struct CompactJson(Box<RawValue>);
 
 impl CompactJson {
     pub fn new(value: &Value) -> Self {
-        Self(value.to_string().into_boxed_str())
+        Self(to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
     }
 
     pub fn value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
     }
 }
 
 impl Serialize for CompactJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(serializer)
+        self.0.serialize(serializer)
     }
 }
 
@@ -146,14 +147,19 @@ pub fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
 }
 
 impl Account {
-    pub(super) fn record_event(&mut self, event_type: &str, object: Value, now: DateTime<Utc>) {
+    pub(super) fn record_event(
+        &mut self,
+        event_type: &'static str,
+        object: Value,
+        now: DateTime<Utc>,
+    ) {
         self.record(event_type, object, None, now);
     }
 
     /// An event about a change: the object after it and what the change replaced.
     pub(super) fn record_change(
         &mut self,
-        event_type: &str,
+        event_type: &'static str,
         before: &Value,
         after: Value,
         now: DateTime<Utc>,
@@ -164,7 +170,7 @@ impl Account {
 
     fn record(
         &mut self,
-        event_type: &str,
+        event_type: &'static str,
         object: Value,
         previous_attributes: Option<Value>,
         now: DateTime<Utc>,
@@ -189,7 +195,7 @@ impl Account {
         self.events.insert(Event {
             id,
             object: "event",
-            api_version: DEFAULT_API_VERSION.to_owned(),
+            api_version: DEFAULT_API_VERSION,
             created: now.timestamp(),
             data: EventData {
                 object: CompactJson::new(&object),
@@ -198,7 +204,7 @@ impl Account {
             livemode: false,
             pending_webhooks,
             request: EventRequest::default(),
-            event_type: event_type.to_owned(),
+            event_type,
             seq,
             unsettled: pending_webhooks,
             owed,

@@ -49,6 +49,7 @@ mod api;
 mod cards;
 mod control;
 mod delivery;
+mod details;
 mod elements;
 mod error;
 mod events;

@@ -13,6 +13,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cards::{Behavior, Decline, TestCard, card_for_number, token_number};
+use super::details::{
+    AmountDetails, BillingDetails, CardChecks, CardNetworks, ChargeCard, FeatureStatus,
+    FraudDetails, NetworkToken, Outcome, Overcapture, PaymentMethodDetails, PaymentMethodOptions,
+    RefundDestination, RefundList, SetupMethodOptions, ThreeDSecureUsage,
+};
 use super::error::{ApiError, ErrorType};
 pub use super::events::Event;
 use super::table::{Index, Table};
@@ -69,7 +74,7 @@ pub struct Customer {
 #[derive(Debug, Clone, Serialize)]
 pub struct CardDetails {
     pub brand: &'static str,
-    pub checks: Value,
+    pub checks: CardChecks,
     pub country: &'static str,
     pub display_brand: &'static str,
     pub exp_month: i64,
@@ -78,9 +83,9 @@ pub struct CardDetails {
     pub funding: &'static str,
     pub generated_from: Option<Value>,
     pub last4: String,
-    pub networks: Value,
+    pub networks: CardNetworks,
     pub regulated_status: Option<String>,
-    pub three_d_secure_usage: Value,
+    pub three_d_secure_usage: ThreeDSecureUsage,
     pub wallet: Option<Value>,
     #[serde(skip)]
     pub behavior: Behavior,
@@ -91,7 +96,7 @@ pub struct PaymentMethod {
     pub id: String,
     pub object: &'static str,
     pub allow_redisplay: &'static str,
-    pub billing_details: Value,
+    pub billing_details: BillingDetails,
     pub card: CardDetails,
     pub created: i64,
     pub customer: Option<String>,
@@ -132,7 +137,7 @@ pub struct PaymentIntent {
     pub object: &'static str,
     pub amount: i64,
     pub amount_capturable: i64,
-    pub amount_details: Value,
+    pub amount_details: AmountDetails,
     pub amount_received: i64,
     pub application: Option<String>,
     pub application_fee_amount: Option<i64>,
@@ -157,7 +162,7 @@ pub struct PaymentIntent {
     pub on_behalf_of: Option<String>,
     pub payment_method: Option<String>,
     pub payment_method_configuration_details: Option<Value>,
-    pub payment_method_options: Value,
+    pub payment_method_options: PaymentMethodOptions,
     pub payment_method_types: Vec<String>,
     pub processing: Option<Value>,
     pub receipt_email: Option<String>,
@@ -199,7 +204,7 @@ pub struct SetupIntent {
     pub on_behalf_of: Option<String>,
     pub payment_method: Option<String>,
     pub payment_method_configuration_details: Option<Value>,
-    pub payment_method_options: Value,
+    pub payment_method_options: SetupMethodOptions,
     pub payment_method_types: Vec<String>,
     pub single_use_mandate: Option<String>,
     pub status: IntentStatus,
@@ -218,7 +223,7 @@ pub struct Charge {
     pub application_fee_amount: Option<i64>,
     pub calculated_statement_descriptor: Option<String>,
     pub failure_balance_transaction: Option<String>,
-    pub fraud_details: Value,
+    pub fraud_details: FraudDetails,
     pub on_behalf_of: Option<String>,
     pub receipt_email: Option<String>,
     pub receipt_number: Option<String>,
@@ -234,7 +239,7 @@ pub struct Charge {
     pub amount_captured: i64,
     pub amount_refunded: i64,
     pub balance_transaction: Option<String>,
-    pub billing_details: Value,
+    pub billing_details: BillingDetails,
     pub captured: bool,
     pub created: i64,
     pub currency: String,
@@ -245,14 +250,14 @@ pub struct Charge {
     pub failure_message: Option<String>,
     pub livemode: bool,
     pub metadata: Metadata,
-    pub outcome: Value,
+    pub outcome: Outcome,
     pub paid: bool,
     pub payment_intent: Option<String>,
     pub payment_method: Option<String>,
-    pub payment_method_details: Value,
+    pub payment_method_details: PaymentMethodDetails,
     pub refunded: bool,
     /// The charge's refunds, newest first, as Stripe's list object.
-    pub refunds: Value,
+    pub refunds: RefundList,
     pub status: &'static str,
     #[serde(skip)]
     pub seq: u64,
@@ -269,7 +274,7 @@ pub struct Refund {
     pub currency: String,
     pub customer: Option<String>,
     pub customer_account: Option<String>,
-    pub destination_details: Value,
+    pub destination_details: RefundDestination,
     pub metadata: Metadata,
     pub payment_intent: Option<String>,
     pub payment_method: Option<String>,
@@ -428,27 +433,6 @@ enum Attempt {
 
 fn unix(now: DateTime<Utc>) -> i64 {
     now.timestamp()
-}
-
-pub(super) fn empty_billing_details() -> Value {
-    json!({
-        "address": {"city": null, "country": null, "line1": null, "line2": null,
-                     "postal_code": null, "state": null},
-        "email": null, "name": null, "phone": null, "tax_id": null
-    })
-}
-
-/// A payment intent's `payment_method_options`.
-fn payment_intent_card_options() -> Value {
-    json!({"card": {"installments": null, "mandate_options": null, "network": null,
-                     "request_three_d_secure": "automatic"}})
-}
-
-/// A setup intent's `payment_method_options`: a setup intent's card options have no
-/// `installments` (those are a payment's).
-fn setup_intent_card_options() -> Value {
-    json!({"card": {"mandate_options": null, "network": null,
-                     "request_three_d_secure": "automatic"}})
 }
 
 /// `length` random decimal digits, the first not zero.
@@ -683,7 +667,7 @@ impl Account {
     pub fn create_payment_method(
         &mut self,
         card: NewCard,
-        billing_details: Option<Value>,
+        billing_details: Option<BillingDetails>,
         metadata: Metadata,
         now: DateTime<Utc>,
     ) -> Result<PaymentMethod, ApiError> {
@@ -712,11 +696,11 @@ impl Account {
             .with_param("card[exp_year]"));
         }
         let cvc_check = match card.cvc.as_deref() {
-            None => Value::Null,
+            None => None,
             Some(cvc)
                 if (3..=4).contains(&cvc.len()) && cvc.bytes().all(|b| b.is_ascii_digit()) =>
             {
-                json!("unchecked")
+                Some("unchecked")
             }
             Some(_) => {
                 return Err(card_error(
@@ -732,11 +716,13 @@ impl Account {
             id: new_id("pm"),
             object: "payment_method",
             allow_redisplay: "unspecified",
-            billing_details: billing_details.unwrap_or_else(empty_billing_details),
+            billing_details: billing_details.unwrap_or_default(),
             card: CardDetails {
                 brand: test_card.brand,
-                checks: json!({"address_line1_check": null, "address_postal_code_check": null,
-                               "cvc_check": cvc_check}),
+                checks: CardChecks {
+                    cvc_check,
+                    ..CardChecks::default()
+                },
                 country: test_card.country,
                 display_brand: test_card.brand,
                 exp_month: card.exp_month,
@@ -745,10 +731,13 @@ impl Account {
                 funding: test_card.funding,
                 generated_from: None,
                 last4: test_card.last4,
-                networks: json!({"available": [test_card.brand], "preferred": null}),
+                networks: CardNetworks {
+                    available: vec![test_card.brand],
+                    preferred: None,
+                },
                 // Stripe's test cards are credit cards, never a regulated debit card.
                 regulated_status: Some("unregulated".to_owned()),
-                three_d_secure_usage: json!({"supported": true}),
+                three_d_secure_usage: ThreeDSecureUsage { supported: true },
                 wallet: None,
                 behavior: test_card.behavior,
             },
@@ -908,7 +897,7 @@ impl Account {
             object: "payment_intent",
             amount: new.amount,
             amount_capturable: 0,
-            amount_details: json!({"tip": {}}),
+            amount_details: AmountDetails::default(),
             amount_received: 0,
             application: None,
             application_fee_amount: None,
@@ -937,7 +926,7 @@ impl Account {
             },
             payment_method,
             payment_method_configuration_details: None,
-            payment_method_options: payment_intent_card_options(),
+            payment_method_options: PaymentMethodOptions::default(),
             payment_method_types: if new.payment_method_types.is_empty() {
                 vec!["card".to_owned()]
             } else {
@@ -1366,22 +1355,32 @@ impl Account {
         let seq = self.next_seq();
         let succeeded = decline.is_none();
         let outcome = match decline {
-            None => json!({"advice_code": null, "network_advice_code": null,
-                           "network_decline_code": null,
-                           "network_status": "approved_by_network", "reason": null,
-                           "risk_level": "normal", "seller_message": "Payment complete.",
-                           "type": "authorized"}),
-            Some(decline) => json!({"advice_code": decline.advice_code,
-                                    "network_advice_code": null,
-                                    "network_decline_code": decline.network_decline_code,
-                                    "network_status": "declined_by_network",
-                                    "reason": decline.decline_code, "risk_level": "normal",
-                                    "seller_message": "The bank did not return any further details with this decline.",
-                                    "type": "issuer_declined"}),
+            None => Outcome {
+                advice_code: None,
+                network_advice_code: None,
+                network_decline_code: None,
+                network_status: "approved_by_network",
+                reason: None,
+                risk_level: "normal",
+                seller_message: "Payment complete.",
+                outcome_type: "authorized",
+            },
+            Some(decline) => Outcome {
+                advice_code: decline.advice_code,
+                network_advice_code: None,
+                network_decline_code: decline.network_decline_code,
+                network_status: "declined_by_network",
+                reason: Some(decline.decline_code.clone()),
+                risk_level: "normal",
+                seller_message: "The bank did not return any further details with this decline.",
+                outcome_type: "issuer_declined",
+            },
         };
+        let charge_id = new_id("ch");
         let card = &method.card;
         let charge = Charge {
-            id: new_id("ch"),
+            refunds: RefundList::of_charge(&charge_id),
+            id: charge_id,
             object: "charge",
             amount,
             application: None,
@@ -1389,7 +1388,7 @@ impl Account {
             application_fee_amount: None,
             calculated_statement_descriptor: Some("BOXOFFICE".to_owned()),
             failure_balance_transaction: None,
-            fraud_details: json!({}),
+            fraud_details: FraudDetails::new(),
             on_behalf_of: None,
             receipt_email: None,
             receipt_number: None,
@@ -1424,31 +1423,45 @@ impl Account {
             // authorization code and a network transaction id whether or not the issuer
             // approved it, the amount authorized only when it did, and none of the
             // authorization features (extended, incremental, multicapture, overcapture).
-            payment_method_details: json!({"card": {
-                "amount_authorized": if succeeded { Some(amount) } else { None },
-                "authorization_code": random_digits(6),
-                "brand": card.brand, "checks": card.checks, "country": card.country,
-                "exp_month": card.exp_month, "exp_year": card.exp_year,
-                "extended_authorization": {"status": "disabled"},
-                "fingerprint": card.fingerprint, "funding": card.funding,
-                "incremental_authorization": {"status": "unavailable"},
-                "installments": null, "last4": card.last4, "mandate": null,
-                "multicapture": {"status": "unavailable"},
-                "network": card.brand, "network_token": {"used": false},
-                "network_transaction_id": random_digits(15),
-                "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
-                "regulated_status": card.regulated_status,
-                "three_d_secure": null, "transaction_link_id": null, "wallet": null},
-                "type": "card"}),
+            payment_method_details: PaymentMethodDetails {
+                card: ChargeCard {
+                    amount_authorized: succeeded.then_some(amount),
+                    authorization_code: random_digits(6),
+                    brand: card.brand,
+                    checks: card.checks.clone(),
+                    country: card.country,
+                    exp_month: card.exp_month,
+                    exp_year: card.exp_year,
+                    extended_authorization: FeatureStatus { status: "disabled" },
+                    fingerprint: card.fingerprint.clone(),
+                    funding: card.funding,
+                    incremental_authorization: FeatureStatus {
+                        status: "unavailable",
+                    },
+                    installments: None,
+                    last4: card.last4.clone(),
+                    mandate: None,
+                    multicapture: FeatureStatus {
+                        status: "unavailable",
+                    },
+                    network: card.brand,
+                    network_token: NetworkToken { used: false },
+                    network_transaction_id: random_digits(15),
+                    overcapture: Overcapture {
+                        maximum_amount_capturable: amount,
+                        status: "unavailable",
+                    },
+                    regulated_status: card.regulated_status.clone(),
+                    three_d_secure: None,
+                    transaction_link_id: None,
+                    wallet: None,
+                },
+                method_type: "card",
+            },
             refunded: false,
-            refunds: Value::Null,
             status: if succeeded { "succeeded" } else { "failed" },
             seq,
         };
-        let id = charge.id.clone();
-        let mut charge = charge;
-        charge.refunds = json!({"object": "list", "data": [], "has_more": false,
-                                "url": format!("/v1/charges/{id}/refunds")});
         let charge_json = json!(charge);
         self.indexes
             .charges_by_customer
@@ -1456,6 +1469,7 @@ impl Account {
         self.indexes
             .charges_by_payment_intent
             .set(charge.seq, charge.payment_intent.as_deref());
+        let id = charge.id.clone();
         self.charges.insert(charge);
         let event_type = if succeeded {
             "charge.succeeded"
@@ -1527,7 +1541,7 @@ impl Account {
             },
             payment_method,
             payment_method_configuration_details: None,
-            payment_method_options: setup_intent_card_options(),
+            payment_method_options: SetupMethodOptions::default(),
             payment_method_types: if new.payment_method_types.is_empty() {
                 vec!["card".to_owned()]
             } else {
@@ -1776,7 +1790,7 @@ impl Account {
             currency: charge.currency.clone(),
             customer: charge.customer.clone(),
             customer_account: None,
-            destination_details: json!({"card": {"reference": null, "reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"}, "type": "card"}),
+            destination_details: RefundDestination::card(),
             metadata: new.metadata,
             payment_intent: charge.payment_intent.clone(),
             payment_method: charge.payment_method.clone(),
@@ -1787,9 +1801,7 @@ impl Account {
             transfer_reversal: None,
             seq,
         };
-        if let Some(data) = charge.refunds.get_mut("data").and_then(Value::as_array_mut) {
-            data.insert(0, json!(refund));
-        }
+        charge.refunds.data.insert(0, refund.clone());
         let charge_json = json!(charge);
         self.indexes
             .refunds_by_charge
@@ -2068,8 +2080,8 @@ mod tests {
         );
         let charge = account.charges.values().next().expect("a charge");
         (
-            charge.payment_method_details["card"].clone(),
-            charge.outcome.clone(),
+            json!(charge.payment_method_details)["card"].clone(),
+            json!(charge.outcome),
         )
     }
 

@@ -15,8 +15,12 @@ use super::error::ApiError;
 use super::state::Listed;
 
 /// Objects of one kind, by id and in creation order (their `seq`).
+///
+/// Rows are boxed: appending in `seq` order leaves every B-tree node but the last about
+/// half full, and a node holds its values inline, so unboxed a table of large objects
+/// would keep nearly as much empty space as objects.
 pub struct Table<T> {
-    rows: BTreeMap<u64, T>,
+    rows: BTreeMap<u64, Box<T>>,
     ids: HashMap<String, u64>,
 }
 
@@ -31,11 +35,11 @@ impl<T> Default for Table<T> {
 
 impl<T: Listed> Table<T> {
     pub fn get(&self, id: &str) -> Option<&T> {
-        self.rows.get(self.ids.get(id)?)
+        self.rows.get(self.ids.get(id)?).map(|row| &**row)
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
-        self.rows.get_mut(self.ids.get(id)?)
+        self.rows.get_mut(self.ids.get(id)?).map(|row| &mut **row)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -48,7 +52,7 @@ impl<T: Listed> Table<T> {
     }
 
     pub fn by_seq(&self, seq: u64) -> Option<&T> {
-        self.rows.get(&seq)
+        self.rows.get(&seq).map(|row| &**row)
     }
 
     /// Adds (or replaces) an object, under its id and `seq`.
@@ -56,36 +60,36 @@ impl<T: Listed> Table<T> {
         if let Some(old) = self.ids.insert(row.id().to_owned(), row.seq()) {
             self.rows.remove(&old);
         }
-        self.rows.insert(row.seq(), row);
+        self.rows.insert(row.seq(), Box::new(row));
     }
 
     pub fn remove(&mut self, id: &str) -> Option<T> {
         let seq = self.ids.remove(id)?;
-        self.rows.remove(&seq)
+        self.rows.remove(&seq).map(|row| *row)
     }
 
     /// The oldest object.
     pub fn first(&self) -> Option<&T> {
-        self.rows.first_key_value().map(|(_, row)| row)
+        self.rows.first_key_value().map(|(_, row)| &**row)
     }
 
     /// Oldest first.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &T> {
-        self.rows.values()
+        self.rows.values().map(|row| &**row)
     }
 
     /// The objects created after `seq`, oldest first.
     pub fn after(&self, seq: u64) -> impl Iterator<Item = &T> {
         self.rows
             .range((Bound::Excluded(seq), Bound::Unbounded))
-            .map(|(_, row)| row)
+            .map(|(_, row)| &**row)
     }
 
     /// The objects created after `seq`, oldest first, to change.
     pub fn after_mut(&mut self, seq: u64) -> impl Iterator<Item = &mut T> {
         self.rows
             .range_mut((Bound::Excluded(seq), Bound::Unbounded))
-            .map(|(_, row)| row)
+            .map(|(_, row)| &mut **row)
     }
 
     pub fn len(&self) -> usize {

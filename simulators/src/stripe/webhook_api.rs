@@ -106,10 +106,10 @@ impl StripeWebhooksApi {
                     |event| {
                         single
                             .as_deref()
-                            .is_none_or(|pattern| type_matches(pattern, &event.event_type))
-                            && types
-                                .as_ref()
-                                .is_none_or(|types| types.contains(&event.event_type))
+                            .is_none_or(|pattern| type_matches(pattern, event.event_type))
+                            && types.as_ref().is_none_or(|types| {
+                                types.iter().any(|wanted| wanted == event.event_type)
+                            })
                             && created.is_none_or(|range| range.contains(event.created))
                             && delivery_success
                                 .is_none_or(|success| success == (event.pending_webhooks == 0))

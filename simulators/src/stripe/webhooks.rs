@@ -554,13 +554,13 @@ impl Account {
         endpoint: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<WebhookDelivery>, ApiError> {
-        let event_type = self.event(event)?.event_type.clone();
+        let event_type = self.event(event)?.event_type;
         let mut targets: Vec<&WebhookEndpoint> = match endpoint {
             Some(id) => {
                 let endpoint = self
                     .webhook_endpoint(id)
                     .map_err(|error| error.with_param("webhook_endpoint").referenced())?;
-                if !endpoint.subscribed_to(&event_type) {
+                if !endpoint.subscribed_to(event_type) {
                     return Err(ApiError::invalid(format!(
                         "The webhook endpoint {id} is not subscribed to {event_type} events."
                     ))
@@ -572,14 +572,14 @@ impl Account {
                 .webhooks
                 .endpoints
                 .values()
-                .filter(|endpoint| endpoint.enabled() && endpoint.subscribed_to(&event_type))
+                .filter(|endpoint| endpoint.enabled() && endpoint.subscribed_to(event_type))
                 .collect(),
         };
         targets.sort_by_key(|endpoint| endpoint.seq);
         let targets: Vec<String> = targets.iter().map(|target| target.id.clone()).collect();
         let queued: Vec<WebhookDelivery> = targets
             .iter()
-            .map(|target| self.webhooks.queue(event, &event_type, target, now).clone())
+            .map(|target| self.webhooks.queue(event, event_type, target, now).clone())
             .collect();
         if let Some(resent) = self.event_for_delivery_mut(event) {
             resent.unsettled = resent
