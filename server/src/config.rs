@@ -14,8 +14,11 @@ use crate::core::model::{
 };
 use crate::core::{
     CatalogueSeed, Country, IdentitySettings, PaymentSettings, PlaybackSettings, SessionSettings,
+    StoreSettings,
 };
+use crate::providers::apple::{AppleClient, AppleSettings};
 use crate::providers::sso::CognitoAppClient;
+use crate::providers::store::StoreEnvironment;
 use crate::providers::stripe::{StripeClient, StripeSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,123 @@ pub struct ConfigFile {
     pub stripe: Option<StripeConfig>,
     #[serde(default)]
     pub billing: BillingConfig,
+    /// App Store purchases; without this section `ios` receipts are refused.
+    pub apple: Option<AppleConfig>,
+}
+
+/// The app's App Store details, as App Store Connect shows them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppleConfig {
+    pub bundle_id: String,
+    /// The app's Apple id; production notifications must carry it.
+    pub app_apple_id: Option<i64>,
+    /// Whose purchases count, asked in this order: `["Production"]` in production
+    /// (`["Production", "Sandbox"]` while App Review tests), `["Sandbox"]` for test devices.
+    #[serde(default = "default_apple_environments")]
+    pub environments: Vec<String>,
+    /// The in-app purchase key the App Store Server API is called with.
+    pub issuer_id: String,
+    pub key_id: String,
+    /// The key's `.p8` file (PKCS#8 PEM).
+    pub private_key_file: String,
+    /// The app-specific shared secret, for `verifyReceipt`.
+    pub shared_secret: Option<String>,
+    /// Apple's root certificates (DER `.cer` or PEM), e.g. `AppleRootCA-G3.cer`.
+    pub root_certificate_files: Vec<String>,
+    #[serde(default = "default_apple_api_production")]
+    pub api_base_production: String,
+    #[serde(default = "default_apple_api_sandbox")]
+    pub api_base_sandbox: String,
+    #[serde(default = "default_verify_receipt_production")]
+    pub verify_receipt_production: String,
+    #[serde(default = "default_verify_receipt_sandbox")]
+    pub verify_receipt_sandbox: String,
+}
+
+fn default_apple_environments() -> Vec<String> {
+    vec!["Production".into()]
+}
+
+fn default_apple_api_production() -> String {
+    "https://api.storekit.itunes.apple.com".into()
+}
+
+fn default_apple_api_sandbox() -> String {
+    "https://api.storekit-sandbox.itunes.apple.com".into()
+}
+
+fn default_verify_receipt_production() -> String {
+    "https://buy.itunes.apple.com/verifyReceipt".into()
+}
+
+fn default_verify_receipt_sandbox() -> String {
+    "https://sandbox.itunes.apple.com/verifyReceipt".into()
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A certificate file's DER, whether the file holds DER or PEM.
+fn certificate_der(path: &str) -> Result<Vec<u8>, ConfigError> {
+    use base64::Engine;
+    let bytes = read_file(path)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(bytes);
+    };
+    let Some(body) = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .and_then(|rest| rest.split("-----END CERTIFICATE-----").next())
+    else {
+        return Ok(bytes);
+    };
+    let body: String = body.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|error| ConfigError::Invalid(format!("{path} is not a PEM certificate: {error}")))
+}
+
+impl AppleConfig {
+    pub fn to_settings(&self) -> Result<AppleSettings, ConfigError> {
+        let environments = self
+            .environments
+            .iter()
+            .map(|name| match name.as_str() {
+                "Production" => Ok(StoreEnvironment::Production),
+                "Sandbox" => Ok(StoreEnvironment::Sandbox),
+                other => Err(ConfigError::Invalid(format!(
+                    "apple.environments: {other:?} is neither \"Production\" nor \"Sandbox\""
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let private_key_pem =
+            String::from_utf8(read_file(&self.private_key_file)?).map_err(|_| {
+                ConfigError::Invalid(format!("{} is not a PEM key", self.private_key_file))
+            })?;
+        Ok(AppleSettings {
+            bundle_id: self.bundle_id.clone(),
+            app_apple_id: self.app_apple_id,
+            environments,
+            api_base_production: self.api_base_production.clone(),
+            api_base_sandbox: self.api_base_sandbox.clone(),
+            verify_receipt_production: self.verify_receipt_production.clone(),
+            verify_receipt_sandbox: self.verify_receipt_sandbox.clone(),
+            issuer_id: self.issuer_id.clone(),
+            key_id: self.key_id.clone(),
+            private_key_pem,
+            shared_secret: self.shared_secret.clone(),
+            root_certificates: self
+                .root_certificate_files
+                .iter()
+                .map(|path| certificate_der(path))
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -526,6 +646,18 @@ impl ConfigFile {
                 .map(DiscountConfig::to_discount)
                 .collect::<Result<_, _>>()?,
             discount_sync_api_key: self.billing.discount_sync_api_key.clone(),
+        })
+    }
+
+    pub fn store_settings(&self) -> Result<StoreSettings, ConfigError> {
+        Ok(StoreSettings {
+            apple: match &self.apple {
+                Some(apple) => Some(
+                    AppleClient::new(apple.to_settings()?)
+                        .map_err(|error| ConfigError::Invalid(format!("apple: {error}")))?,
+                ),
+                None => None,
+            },
         })
     }
 

@@ -22,14 +22,17 @@ pub async fn assemble(
     database_url: &str,
 ) -> anyhow::Result<(Route, Arc<Core>)> {
     let store = Store::open(database_url).await?;
-    let core = Arc::new(Core::new(
-        store,
-        Arc::new(SystemClock),
-        IdentityVerifier::new(config.identity_settings()?, SsoClient::new()),
-        config.session_settings(),
-        config.playback_settings(),
-        config.payment_settings()?,
-    ));
+    let core = Arc::new(
+        Core::new(
+            store,
+            Arc::new(SystemClock),
+            IdentityVerifier::new(config.identity_settings()?, SsoClient::new()),
+            config.session_settings(),
+            config.playback_settings(),
+            config.payment_settings()?,
+        )
+        .with_stores(config.store_settings()?),
+    );
     core.seed_catalogue(&config.catalogue.to_seed()?).await?;
     core.seed_discounts().await?;
     Ok((

@@ -19,6 +19,9 @@ pub enum CoreError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// An app store answered and did not vouch for a purchase: its own code and words.
+    #[error("{message}")]
+    StoreRefused { code: Option<i64>, message: String },
     /// An outside party (identity provider, payment provider) could not be reached.
     #[error("{provider} is unavailable: {detail}")]
     ProviderUnavailable {

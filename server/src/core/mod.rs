@@ -7,6 +7,7 @@ mod billing;
 mod catalogue;
 mod country;
 mod error;
+mod iap;
 pub mod identity;
 pub mod model;
 mod payments;
@@ -23,6 +24,7 @@ pub use billing::{BillingReport, spawn_billing_loop};
 pub use catalogue::{CatalogueSeed, PackageFilter};
 pub use country::Country;
 pub use error::CoreError;
+pub use iap::{StoreNotificationError, StoreNotificationOutcome, StoreReceipt, StoreSettings};
 pub use identity::{IdentitySettings, IdentityVerifier, VerifiedIdentity};
 pub use payments::{
     CheckoutView, DiscountedBasket, PaymentSettings, TransactionPage, default_renewal_retries,
@@ -66,6 +68,7 @@ pub struct Core {
     sessions: SessionSettings,
     playback: PlaybackSettings,
     payments: PaymentSettings,
+    stores: StoreSettings,
     /// Names this process's claims on billing jobs.
     worker_id: String,
 }
@@ -86,8 +89,15 @@ impl Core {
             sessions,
             playback,
             payments,
+            stores: StoreSettings::default(),
             worker_id: uuid::Uuid::new_v4().simple().to_string(),
         }
+    }
+
+    /// The app stores purchases may be verified with.
+    pub fn with_stores(mut self, stores: StoreSettings) -> Self {
+        self.stores = stores;
+        self
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

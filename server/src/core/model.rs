@@ -311,23 +311,55 @@ impl SubscriptionStatus {
     }
 }
 
-/// Who sold a subscription and settles its renewals.
+/// Who sold a subscription and settles its renewals: Stripe (web purchases, renewed by the
+/// billing clock) or an app store (renewed by the store, mirrored from its notifications).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentProvider {
     Stripe,
+    Apple,
+    Google,
+    Roku,
+    Amazon,
 }
 
 impl PaymentProvider {
+    pub const ALL: [PaymentProvider; 5] = [
+        PaymentProvider::Stripe,
+        PaymentProvider::Apple,
+        PaymentProvider::Google,
+        PaymentProvider::Roku,
+        PaymentProvider::Amazon,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentProvider::Stripe => "stripe",
+            PaymentProvider::Apple => "apple",
+            PaymentProvider::Google => "google",
+            PaymentProvider::Roku => "roku",
+            PaymentProvider::Amazon => "amazon",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "stripe" => Some(PaymentProvider::Stripe),
-            _ => None,
+        Self::ALL
+            .into_iter()
+            .find(|provider| provider.as_str() == text)
+    }
+
+    /// Whether an app store sold it (CloudPay's `IsIAP`).
+    pub fn is_store(self) -> bool {
+        self != PaymentProvider::Stripe
+    }
+
+    /// The store's name, as the catalogue's `IAPData` names the platforms.
+    pub fn store_name(self) -> &'static str {
+        match self {
+            PaymentProvider::Stripe => "Stripe",
+            PaymentProvider::Apple => "Apple",
+            PaymentProvider::Google => "Google",
+            PaymentProvider::Roku => "Roku",
+            PaymentProvider::Amazon => "Amazon",
         }
     }
 
@@ -335,6 +367,7 @@ impl PaymentProvider {
     pub fn method_name(self) -> &'static str {
         match self {
             PaymentProvider::Stripe => "StripeCard",
+            store => store.store_name(),
         }
     }
 }

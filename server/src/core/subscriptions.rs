@@ -135,6 +135,12 @@ impl Core {
                 "The subscription belongs to another customer".into(),
             ));
         }
+        if subscription.provider.is_store() {
+            return Err(CoreError::Invalid(format!(
+                "The subscription was bought through {} and is cancelled in that store",
+                subscription.provider.store_name()
+            )));
+        }
         let now = self.now();
         let mut subscription = subscription;
         // A renewal or a notification may change the subscription between our read and our

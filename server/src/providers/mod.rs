@@ -2,7 +2,9 @@
 //! `wire.rs` (the provider's JSON and its conversions). Base URLs come from configuration,
 //! so the same client talks to the real provider or to its simulator.
 
+pub mod apple;
 pub mod sso;
+pub mod store;
 pub mod stripe;
 
 #[derive(Debug, thiserror::Error)]

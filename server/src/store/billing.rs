@@ -292,6 +292,43 @@ pub struct BillingProfileUpdate<'a> {
     pub card: Option<&'a CardSummary>,
 }
 
+/// Inserts a new subscription; a second one for the same provider purchase
+/// (`subscriptions_origin_unique`) is refused with [`StoreError::Constraint`].
+async fn insert_subscription(
+    tx: &mut sqlx::AnyConnection,
+    subscription: &Subscription,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO subscriptions (",
+        subscription_columns!(),
+        ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $19)"
+    ))
+    .bind(&subscription.id)
+    .bind(&subscription.customer_id)
+    .bind(&subscription.package_id)
+    .bind(subscription.provider.as_str())
+    .bind(&subscription.origin_reference)
+    .bind(subscription.status.as_str())
+    .bind(i64::from(subscription.recurring))
+    .bind(i64::from(subscription.auto_renew))
+    .bind(subscription.price.minor_units)
+    .bind(subscription.price.currency.code())
+    .bind(subscription.current_period)
+    .bind(to_millis(subscription.current_period_start))
+    .bind(to_millis(subscription.current_period_end))
+    .bind(subscription.access_until.map(to_millis))
+    .bind(i64::from(subscription.cancel_at_period_end))
+    .bind(subscription.cancelled_at.map(to_millis))
+    .bind(subscription.ended_at.map(to_millis))
+    .bind(subscription.last_failure_code.as_deref())
+    .bind(to_millis(subscription.created_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
 impl Store {
     pub(crate) fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
@@ -441,6 +478,48 @@ impl Store {
         row.as_ref().map(subscription_from_row).transpose()
     }
 
+    /// The subscription a provider's purchase started (its `origin_reference`).
+    pub async fn subscription_by_origin(
+        &self,
+        provider: PaymentProvider,
+        origin_reference: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE provider = $1 AND origin_reference = $2"
+        ))
+        .bind(provider.as_str())
+        .bind(origin_reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    /// A subscription an app store sold starts, with the payment the app declared (if
+    /// any). Returns `false`, changing nothing, when the store's purchase already has its
+    /// subscription (two verifications of one receipt racing).
+    pub async fn start_store_subscription(
+        &self,
+        subscription: &Subscription,
+        payment: Option<&Transaction>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        match insert_subscription(&mut tx, subscription).await {
+            Ok(()) => {}
+            Err(StoreError::Constraint(constraint)) if constraint.contains("origin") => {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        }
+        if let Some(payment) = payment {
+            insert_transaction(&mut tx, payment).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The subscriptions with these ids (a billing batch's), in no particular order.
     pub async fn subscriptions_with_ids(
         &self,
@@ -526,34 +605,7 @@ impl Store {
         if closed.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query(concat!(
-            "INSERT INTO subscriptions (",
-            subscription_columns!(),
-            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $19)"
-        ))
-        .bind(&subscription.id)
-        .bind(&subscription.customer_id)
-        .bind(&subscription.package_id)
-        .bind(subscription.provider.as_str())
-        .bind(&subscription.origin_reference)
-        .bind(subscription.status.as_str())
-        .bind(i64::from(subscription.recurring))
-        .bind(i64::from(subscription.auto_renew))
-        .bind(subscription.price.minor_units)
-        .bind(subscription.price.currency.code())
-        .bind(subscription.current_period)
-        .bind(to_millis(subscription.current_period_start))
-        .bind(to_millis(subscription.current_period_end))
-        .bind(subscription.access_until.map(to_millis))
-        .bind(i64::from(subscription.cancel_at_period_end))
-        .bind(subscription.cancelled_at.map(to_millis))
-        .bind(subscription.ended_at.map(to_millis))
-        .bind(subscription.last_failure_code.as_deref())
-        .bind(to_millis(subscription.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
+        insert_subscription(&mut tx, subscription).await?;
         if let Some(payment) = payment {
             insert_transaction(&mut tx, payment).await?;
         }

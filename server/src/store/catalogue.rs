@@ -113,6 +113,25 @@ impl Store {
         Ok(packages.pop())
     }
 
+    /// The active package an app store sells as `product_id`.
+    pub async fn package_for_store_product(
+        &self,
+        platform: StorePlatform,
+        product_id: &str,
+    ) -> Result<Option<Package>, StoreError> {
+        let package_id: Option<String> = sqlx::query_scalar(
+            "SELECT package_id FROM package_iap_products WHERE platform = $1 AND product_id = $2",
+        )
+        .bind(platform.as_str())
+        .bind(product_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match package_id {
+            Some(id) => self.package(&id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Fills in entitlements, countries, store products and metadata with one query: the
     /// package list is the busiest read, so it costs two round trips, not five.
     async fn attach_package_details(

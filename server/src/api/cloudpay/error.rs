@@ -95,7 +95,9 @@ impl From<CoreError> for CloudPayError {
             CoreError::NotFound(_) => {
                 CloudPayError::NotFound(Json(ErrorResponse::new(404, "NotFound", message)))
             }
-            CoreError::Invalid(_) => CloudPayError::bad_request(message),
+            CoreError::Invalid(_) | CoreError::StoreRefused { .. } => {
+                CloudPayError::bad_request(message)
+            }
             CoreError::ProviderUnavailable { .. } => {
                 tracing::warn!(%message, "provider unavailable");
                 CloudPayError::Unavailable(Json(ErrorResponse::new(

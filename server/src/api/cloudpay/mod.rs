@@ -4,6 +4,7 @@
 mod account;
 mod auth;
 mod error;
+mod iap;
 mod packages;
 mod payments;
 mod scripts;
@@ -40,6 +41,7 @@ type Apis = (
     packages::PackageApi,
     account::AccountApi,
     payments::PaymentApi,
+    iap::IapApi,
     scripts::ScriptApi,
 );
 
@@ -50,6 +52,7 @@ fn apis(core: Arc<Core>, settings: CloudPaySettings) -> Apis {
         packages::PackageApi(context.clone()),
         account::AccountApi(context.clone()),
         payments::PaymentApi(context.clone()),
+        iap::IapApi(context.clone()),
         scripts::ScriptApi,
     )
 }

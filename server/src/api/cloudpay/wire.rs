@@ -619,7 +619,7 @@ impl From<&SubscriptionView> for AccountSubscription {
                 .access_until
                 .or((!subscription.status.is_live()).then_some(subscription.current_period_end)),
             renewal_date: subscription.renews_at(),
-            is_iap: false,
+            is_iap: subscription.provider.is_store(),
             package: SubscriptionPackage::from(&view.package),
         }
     }

@@ -10,12 +10,16 @@ use poem_openapi::payload::{Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, Tags};
 
-use crate::core::{Core, CoreError, WebhookError, WebhookOutcome};
+use crate::core::{
+    Core, CoreError, StoreNotificationError, StoreNotificationOutcome, WebhookError, WebhookOutcome,
+};
 
 #[derive(Tags)]
 enum WebhookTags {
     /// Stripe's webhook events.
     Stripe,
+    /// The app stores' server notifications.
+    Stores,
 }
 
 /// A provider's JSON body, kept byte for byte: the signature covers the exact bytes.
@@ -76,13 +80,45 @@ enum WebhookResponse {
     /// The signature is missing, wrong or too old, or the body is not an event.
     #[oai(status = 400)]
     Refused(Json<WebhookRefusal>),
+    /// About a purchase no customer has verified yet; the store retries, by which time
+    /// the app has usually sent its receipt.
+    #[oai(status = 404)]
+    UnknownPurchase(Json<WebhookRefusal>),
     /// The server could not apply it now (a provider or the database is unavailable);
     /// the provider retries.
     #[oai(status = 503)]
     Unavailable(Json<WebhookRefusal>),
 }
 
+fn received(outcome: &str) -> WebhookResponse {
+    WebhookResponse::Received(Json(WebhookReceipt {
+        received: true,
+        outcome: outcome.into(),
+    }))
+}
+
+fn store_notification(
+    result: Result<StoreNotificationOutcome, StoreNotificationError>,
+) -> WebhookResponse {
+    match result {
+        Ok(StoreNotificationOutcome::Applied) => received("applied"),
+        Ok(StoreNotificationOutcome::Replayed) => received("replayed"),
+        Ok(StoreNotificationOutcome::Ignored) => received("ignored"),
+        Err(StoreNotificationError::Unverified(error)) => {
+            WebhookResponse::Refused(Json(WebhookRefusal { error }))
+        }
+        Err(error @ StoreNotificationError::UnknownPurchase) => {
+            WebhookResponse::UnknownPurchase(Json(WebhookRefusal {
+                error: error.to_string(),
+            }))
+        }
+        Err(StoreNotificationError::Core(error)) => refusal(error),
+    }
+}
+
 pub struct WebhookApi(Arc<Core>);
+
+pub struct StoreWebhookApi(Arc<Core>);
 
 #[OpenApi]
 impl WebhookApi {
@@ -127,6 +163,28 @@ impl WebhookApi {
     }
 }
 
+#[OpenApi]
+impl StoreWebhookApi {
+    /// App Store Server Notifications V2
+    ///
+    /// Apple's `{"signedPayload": "…"}`: a JWS (ES256) whose `x5c` chain must end in a
+    /// configured Apple root, for this app's bundle id and an environment this server
+    /// serves. A `notificationUUID` seen before changes nothing. The subscription it names
+    /// is then read again from the App Store Server API and mirrored: renewals (recorded as
+    /// transactions), billing retry and grace period (access kept through grace), recovery,
+    /// auto-renew turned off (access until expiry) or on, expiry, refund and revocation
+    /// (access ends, the refund recorded).
+    #[oai(
+        path = "/apple",
+        method = "post",
+        tag = "WebhookTags::Stores",
+        operation_id = "apple-notification"
+    )]
+    async fn apple(&self, body: SignedJson) -> WebhookResponse {
+        store_notification(self.0.apple_notification(&body.0).await)
+    }
+}
+
 /// A core error while applying: the provider should retry, unless the event can never
 /// apply (then it is acknowledged, so that Stripe stops sending it).
 fn refusal(error: CoreError) -> WebhookResponse {
@@ -147,9 +205,9 @@ fn refusal(error: CoreError) -> WebhookResponse {
     }
 }
 
-fn service(core: Arc<Core>, server_url: &str) -> OpenApiService<WebhookApi, ()> {
+fn service(core: Arc<Core>, server_url: &str) -> OpenApiService<(WebhookApi, StoreWebhookApi), ()> {
     OpenApiService::new(
-        WebhookApi(core),
+        (WebhookApi(core.clone()), StoreWebhookApi(core)),
         "boxoffice webhooks",
         env!("CARGO_PKG_VERSION"),
     )

@@ -1,0 +1,478 @@
+//! In-app purchases: an app sends the receipt of a store purchase (Apple, Google, Roku,
+//! Amazon), the store vouches for it, and the subscription engine takes it from there; from
+//! then on the store's notifications move it. The store renews and retries, never the
+//! billing clock: boxoffice only mirrors what the store says.
+//!
+//! Both routes end in [`Core::mirror_store_subscription`], which reads the store's view of
+//! one subscription ([`StoreSubscription`]) onto the boxoffice subscription the purchase
+//! started. It is idempotent and never goes back in time: a view older than the period
+//! already recorded changes nothing, so a replayed or reordered notification is harmless.
+//!
+//! Invariant: one store purchase (`subscription_ref`) is one boxoffice subscription of one
+//! customer (`subscriptions_origin_unique`); a receipt verified by a second customer is
+//! refused, never moved.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Core, CoreError, Credential};
+use crate::core::model::{
+    Customer, Money, Package, PaymentProvider, StorePlatform, Subscription, SubscriptionStatus,
+    Transaction, TransactionKind,
+};
+use crate::providers::apple::{AppleClient, AppleNotificationError};
+use crate::providers::store::{StoreRefusal, StoreState, StoreSubscription};
+use crate::store::{JobChange, SubscriptionChange};
+
+/// The store clients purchases are verified with; a store left out is not sold through.
+#[derive(Clone, Default)]
+pub struct StoreSettings {
+    pub apple: Option<AppleClient>,
+}
+
+/// The receipt an app forwards after a store purchase, as the app has it.
+#[derive(Debug, Clone)]
+pub struct StoreReceipt {
+    pub platform: StorePlatform,
+    /// Apple's transaction id, Google's purchase token, Roku's transaction id, Amazon's
+    /// receipt id.
+    pub purchase_identifier: Option<String>,
+    /// Google: the app's package name.
+    pub package_name: Option<String>,
+    /// Google: the subscription's product id.
+    pub product_id: Option<String>,
+    /// Amazon: the Appstore user id.
+    pub user_id: Option<String>,
+    /// Apple: the base64 app receipt.
+    pub raw: Option<String>,
+    /// What the customer paid, as the app reports it; recorded as the purchase's
+    /// transaction.
+    pub payment: Option<Money>,
+}
+
+/// What became of a store notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreNotificationOutcome {
+    Applied,
+    /// Its id was seen before; nothing changed.
+    Replayed,
+    /// About nothing boxoffice mirrors (a test notification, a one-time product).
+    Ignored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreNotificationError {
+    /// The signature, token or body does not check out.
+    #[error("{0}")]
+    Unverified(String),
+    /// Verified, but about a purchase no customer has verified.
+    #[error("no subscription is known for this purchase")]
+    UnknownPurchase,
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+fn provider_of(platform: StorePlatform) -> PaymentProvider {
+    match platform {
+        StorePlatform::Apple => PaymentProvider::Apple,
+        StorePlatform::Google => PaymentProvider::Google,
+        StorePlatform::Roku => PaymentProvider::Roku,
+        StorePlatform::Amazon => PaymentProvider::Amazon,
+    }
+}
+
+fn store_error(provider: PaymentProvider, refusal: StoreRefusal) -> CoreError {
+    match refusal {
+        StoreRefusal::Refused { code, message } => CoreError::StoreRefused { code, message },
+        StoreRefusal::Unavailable(detail) => CoreError::ProviderUnavailable {
+            provider: provider.store_name(),
+            detail,
+        },
+    }
+}
+
+/// How a subscription stands once it mirrors the store: its status, when access ends, and
+/// when (if) it ended.
+fn mirrored_standing(
+    view: &StoreSubscription,
+) -> (
+    SubscriptionStatus,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+) {
+    match view.state {
+        StoreState::Active => (SubscriptionStatus::Active, Some(view.expires_at), None),
+        StoreState::GracePeriod { until } => (SubscriptionStatus::PastDue, Some(until), None),
+        StoreState::BillingRetry => (SubscriptionStatus::PastDue, Some(view.expires_at), None),
+        StoreState::Expired => (
+            SubscriptionStatus::Expired,
+            Some(view.expires_at),
+            Some(view.expires_at),
+        ),
+        StoreState::Refunded { at } => (SubscriptionStatus::Refunded, Some(at), Some(at)),
+    }
+}
+
+/// The store's code for why the subscription is not in good standing.
+fn failure_code(state: StoreState) -> Option<String> {
+    match state {
+        StoreState::GracePeriod { .. } => Some("grace_period".into()),
+        StoreState::BillingRetry => Some("billing_retry".into()),
+        _ => None,
+    }
+}
+
+impl Core {
+    pub(super) fn apple(&self) -> Result<&AppleClient, CoreError> {
+        self.stores
+            .apple
+            .as_ref()
+            .ok_or_else(|| CoreError::Invalid("App Store purchases are not accepted here".into()))
+    }
+
+    /// `POST /iap/verify`: asks the store about the receipt and, when it vouches, starts
+    /// (or brings up to date) the customer's subscription to the package the store's
+    /// product is sold as.
+    pub async fn verify_store_purchase(
+        &self,
+        credential: &Credential,
+        receipt: StoreReceipt,
+    ) -> Result<(), CoreError> {
+        let customer = self.authenticated_customer(credential).await?;
+        let provider = provider_of(receipt.platform);
+        let now = self.now();
+        let view = match receipt.platform {
+            StorePlatform::Apple => {
+                let apple = self.apple()?;
+                match (
+                    receipt.purchase_identifier.as_deref().map(str::trim),
+                    receipt.raw.as_deref().map(str::trim),
+                ) {
+                    (Some(id), _) if !id.is_empty() => {
+                        apple.subscription_of_transaction(id, now).await
+                    }
+                    (_, Some(raw)) if !raw.is_empty() => {
+                        apple.subscription_in_receipt(raw, now).await
+                    }
+                    _ => {
+                        return Err(CoreError::Invalid(
+                            "An ios receipt needs raw (the app receipt) or purchaseIdentifier \
+                             (the transaction id)"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(CoreError::Invalid(format!(
+                    "{} purchases are not accepted here",
+                    other.as_str()
+                )));
+            }
+        }
+        .map_err(|refusal| store_error(provider, refusal))?;
+        let package = self
+            .store
+            .package_for_store_product(receipt.platform, &view.product_id)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Invalid(format!(
+                    "No package is sold as the {} product {}",
+                    receipt.platform.as_str(),
+                    view.product_id
+                ))
+            })?;
+        self.mirror_store_subscription(
+            provider,
+            &view,
+            Some((&customer, &package, receipt.payment)),
+        )
+        .await
+        .map_err(|error| match error {
+            StoreNotificationError::Core(error) => error,
+            other => CoreError::Invalid(other.to_string()),
+        })
+    }
+
+    /// An App Store Server Notification V2: verified against Apple's roots, remembered by
+    /// its UUID, and applied by asking the App Store for the subscription as it is now.
+    pub async fn apple_notification(
+        &self,
+        body: &[u8],
+    ) -> Result<StoreNotificationOutcome, StoreNotificationError> {
+        let apple = self.apple()?;
+        let now = self.now();
+        let notification = apple
+            .read_notification(body, now)
+            .map_err(|error| match error {
+                AppleNotificationError::Malformed(detail) => {
+                    StoreNotificationError::Unverified(format!("malformed notification: {detail}"))
+                }
+                error => StoreNotificationError::Unverified(error.to_string()),
+            })?;
+        if self
+            .store
+            .event_seen(PaymentProvider::Apple, &notification.id)
+            .await
+            .map_err(CoreError::from)?
+        {
+            return Ok(StoreNotificationOutcome::Replayed);
+        }
+        let Some(told) = notification.subscription else {
+            self.store
+                .remember_event(
+                    PaymentProvider::Apple,
+                    &notification.id,
+                    &notification.kind,
+                    now,
+                )
+                .await
+                .map_err(CoreError::from)?;
+            return Ok(StoreNotificationOutcome::Ignored);
+        };
+        if self
+            .store
+            .subscription_by_origin(PaymentProvider::Apple, &told.subscription_ref)
+            .await
+            .map_err(CoreError::from)?
+            .is_none()
+        {
+            return Err(StoreNotificationError::UnknownPurchase);
+        }
+        let view = apple
+            .subscription_of_transaction(&told.latest_payment.transaction_id, now)
+            .await
+            .map_err(|refusal| store_error(PaymentProvider::Apple, refusal))?;
+        self.mirror_store_subscription(PaymentProvider::Apple, &view, None)
+            .await?;
+        self.store
+            .remember_event(
+                PaymentProvider::Apple,
+                &notification.id,
+                &notification.kind,
+                now,
+            )
+            .await
+            .map_err(CoreError::from)?;
+        tracing::info!(kind = %notification.kind, purchase = %view.subscription_ref, "App Store notification applied");
+        Ok(StoreNotificationOutcome::Applied)
+    }
+
+    /// Brings the subscription a store purchase started in line with the store's `view`.
+    /// `buyer` (from a verification) starts it when there is none yet; a notification
+    /// (`None`) about a purchase nobody verified is [`StoreNotificationError::UnknownPurchase`].
+    async fn mirror_store_subscription(
+        &self,
+        provider: PaymentProvider,
+        view: &StoreSubscription,
+        buyer: Option<(&Customer, &Package, Option<Money>)>,
+    ) -> Result<(), StoreNotificationError> {
+        // A write loses to a concurrent one only when the subscription moved meanwhile; a
+        // few rounds of reading again settle it.
+        for _ in 0..4 {
+            let existing = self
+                .store
+                .subscription_by_origin(provider, &view.subscription_ref)
+                .await
+                .map_err(CoreError::from)?;
+            match (existing, buyer) {
+                (None, None) => return Err(StoreNotificationError::UnknownPurchase),
+                (None, Some((customer, package, payment))) => {
+                    let (subscription, transaction) =
+                        self.new_store_subscription(provider, view, customer, package, payment)?;
+                    if self
+                        .store
+                        .start_store_subscription(&subscription, transaction.as_ref())
+                        .await
+                        .map_err(CoreError::from)?
+                    {
+                        return Ok(());
+                    }
+                }
+                (Some(subscription), buyer) => {
+                    if let Some((customer, _, _)) = buyer
+                        && subscription.customer_id != customer.id
+                    {
+                        return Err(CoreError::Forbidden(
+                            "This purchase is already linked to another account".into(),
+                        )
+                        .into());
+                    }
+                    if self.follow_store(&subscription, view).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(CoreError::Invalid("The subscription is changing; try again".into()).into())
+    }
+
+    fn new_store_subscription(
+        &self,
+        provider: PaymentProvider,
+        view: &StoreSubscription,
+        customer: &Customer,
+        package: &Package,
+        payment: Option<Money>,
+    ) -> Result<(Subscription, Option<Transaction>), CoreError> {
+        let now = self.now();
+        let (status, access_until, ended_at) = mirrored_standing(view);
+        let subscription = Subscription {
+            id: Uuid::new_v4().to_string(),
+            customer_id: customer.id.clone(),
+            package_id: package.id.clone(),
+            provider,
+            origin_reference: view.subscription_ref.clone(),
+            status,
+            recurring: true,
+            auto_renew: view.auto_renew,
+            price: payment.unwrap_or(package.price),
+            current_period: 0,
+            current_period_start: view.period_start,
+            current_period_end: view.expires_at,
+            access_until,
+            cancel_at_period_end: !view.auto_renew,
+            cancelled_at: None,
+            ended_at,
+            last_failure_code: failure_code(view.state),
+            created_at: now,
+        };
+        let transaction = payment.map(|amount| Transaction {
+            id: Uuid::new_v4().to_string(),
+            customer_id: customer.id.clone(),
+            subscription_id: Some(subscription.id.clone()),
+            basket_id: None,
+            kind: TransactionKind::Payment,
+            provider,
+            external_id: view.latest_payment.transaction_id.clone(),
+            reference: view.latest_payment.transaction_id.clone(),
+            description: package.title.clone(),
+            amount,
+            succeeded: true,
+            provider_message: None,
+            period: Some(0),
+            created_at: now,
+        });
+        Ok((subscription, transaction))
+    }
+
+    /// Moves `subscription` to what the store says. Returns `false` when it changed under
+    /// us (decide again from a fresh read).
+    async fn follow_store(
+        &self,
+        subscription: &Subscription,
+        view: &StoreSubscription,
+    ) -> Result<bool, CoreError> {
+        if view.period_start < subscription.current_period_start {
+            // An older view than the one already mirrored.
+            return Ok(true);
+        }
+        let now = self.now();
+        let renewed = view.period_start > subscription.current_period_start;
+        let (status, access_until, ended_at) = mirrored_standing(view);
+        let mut change = SubscriptionChange::from(subscription);
+        change.status = status;
+        change.access_until = access_until;
+        change.ended_at = ended_at;
+        change.cancel_at_period_end = !view.auto_renew;
+        change.last_failure_code = failure_code(view.state);
+        let mut transaction = None;
+        if renewed {
+            change.current_period = subscription.current_period + 1;
+            change.current_period_start = view.period_start;
+            change.current_period_end = view.expires_at;
+            transaction = Some(self.store_payment(subscription, view, change.current_period)?);
+        }
+        if let StoreState::Refunded { at } = view.state {
+            change.cancelled_at = subscription.cancelled_at.or(Some(at));
+            change.cancel_reason = Some("refunded by the store");
+            if subscription.status != SubscriptionStatus::Refunded {
+                transaction = self.store_refund(subscription, view, at).await?;
+            }
+        }
+        if !renewed
+            && transaction.is_none()
+            && change.status == subscription.status
+            && change.access_until == subscription.access_until
+            && change.ended_at == subscription.ended_at
+            && change.cancel_at_period_end == subscription.cancel_at_period_end
+            && change.last_failure_code == subscription.last_failure_code
+        {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .change_subscription(&change, transaction.as_ref(), &JobChange::None, now)
+            .await?)
+    }
+
+    /// The payment for a period the store renewed.
+    fn store_payment(
+        &self,
+        subscription: &Subscription,
+        view: &StoreSubscription,
+        period: i64,
+    ) -> Result<Transaction, CoreError> {
+        let amount = match &view.latest_payment.price {
+            Some((minor_units, code)) => match crate::core::model::Currency::parse(code) {
+                Some(currency) => Money {
+                    minor_units: *minor_units,
+                    currency,
+                },
+                None => subscription.price,
+            },
+            None => subscription.price,
+        };
+        Ok(Transaction {
+            id: Uuid::new_v4().to_string(),
+            customer_id: subscription.customer_id.clone(),
+            subscription_id: Some(subscription.id.clone()),
+            basket_id: None,
+            kind: TransactionKind::Payment,
+            provider: subscription.provider,
+            external_id: view.latest_payment.transaction_id.clone(),
+            reference: view.latest_payment.transaction_id.clone(),
+            description: "Renewal".into(),
+            amount,
+            succeeded: true,
+            provider_message: None,
+            period: Some(period),
+            created_at: self.now(),
+        })
+    }
+
+    /// The refund of the store's latest payment, when boxoffice recorded that payment.
+    async fn store_refund(
+        &self,
+        subscription: &Subscription,
+        view: &StoreSubscription,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Transaction>, CoreError> {
+        let Some(payment) = self
+            .store
+            .payment_by_external_id(subscription.provider, &view.latest_payment.transaction_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Transaction {
+            id: Uuid::new_v4().to_string(),
+            customer_id: subscription.customer_id.clone(),
+            subscription_id: Some(subscription.id.clone()),
+            basket_id: None,
+            kind: TransactionKind::Refund,
+            provider: subscription.provider,
+            external_id: format!("refund:{}", payment.external_id),
+            reference: payment.reference.clone(),
+            description: "Refund".into(),
+            amount: Money {
+                minor_units: -payment.amount.minor_units,
+                currency: payment.amount.currency,
+            },
+            succeeded: true,
+            provider_message: None,
+            period: payment.period,
+            created_at: at.max(payment.created_at),
+        }))
+    }
+}
