@@ -363,12 +363,21 @@ impl Core {
         subscription: &Subscription,
         view: &StoreSubscription,
     ) -> Result<bool, CoreError> {
-        if view.period_start < subscription.current_period_start {
+        if view.expires_at < subscription.current_period_end {
             // An older view than the one already mirrored.
             return Ok(true);
         }
         let now = self.now();
-        let renewed = view.period_start > subscription.current_period_start;
+        // A renewal: the store took a payment boxoffice has not recorded, and the paid-for
+        // time reaches past the period mirrored so far. (A grace period extends access
+        // without a payment; a refund or a repeat of the same view adds none.)
+        let renewed = view.state == StoreState::Active
+            && view.expires_at > subscription.current_period_end
+            && self
+                .store
+                .payment_by_external_id(subscription.provider, &view.latest_payment.transaction_id)
+                .await?
+                .is_none();
         let (status, access_until, ended_at) = mirrored_standing(view);
         let mut change = SubscriptionChange::from(subscription);
         change.status = status;
@@ -379,7 +388,12 @@ impl Core {
         let mut transaction = None;
         if renewed {
             change.current_period = subscription.current_period + 1;
-            change.current_period_start = view.period_start;
+            // Stores that do not date each period's payment report the purchase's start.
+            change.current_period_start = if view.period_start > subscription.current_period_start {
+                view.period_start
+            } else {
+                subscription.current_period_end
+            };
             change.current_period_end = view.expires_at;
             transaction = Some(self.store_payment(subscription, view, change.current_period)?);
         }

@@ -1,18 +1,15 @@
 //! Who is calling: third-party SSO tokens verified against the configured issuer, and
 //! email/password logins exchanged for such a token at the identity provider.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jsonwebtoken::jwk::PublicKeyUse;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, RwLock};
 
 use super::CoreError;
+use crate::providers::jwks::{JwksCache, VerificationKey};
 use crate::providers::sso::{CognitoAppClient, SignInError, SsoClient};
 
 /// Where the keys that sign SSO tokens come from.
@@ -68,24 +65,10 @@ pub struct VerifiedIdentity {
     pub token_fingerprint: String,
 }
 
-/// How often an unknown `kid` may trigger a fresh JWKS fetch. Providers rotate keys rarely;
-/// without a floor, tokens with made-up kids would turn every request into a fetch.
-const JWKS_REFRESH_FLOOR: Duration = Duration::from_secs(60);
-
-type VerificationKey = Arc<(Algorithm, DecodingKey)>;
-
-#[derive(Default)]
-struct JwksCache {
-    keys: HashMap<String, VerificationKey>,
-    fetched_at: Option<Instant>,
-}
-
 pub struct IdentityVerifier {
     settings: IdentitySettings,
     sso: SsoClient,
-    jwks: RwLock<JwksCache>,
-    /// Held while a fetch is in flight, so concurrent misses wait for one fetch.
-    jwks_refresh: Mutex<()>,
+    jwks: JwksCache,
 }
 
 fn refuse(reason: impl Into<String>) -> CoreError {
@@ -101,8 +84,7 @@ impl IdentityVerifier {
         Self {
             settings,
             sso,
-            jwks: RwLock::new(JwksCache::default()),
-            jwks_refresh: Mutex::new(()),
+            jwks: JwksCache::default(),
         }
     }
 
@@ -234,57 +216,14 @@ impl IdentityVerifier {
     }
 
     async fn jwks_key(&self, url: &str, kid: &str) -> Result<VerificationKey, CoreError> {
-        if let Some(key) = self.jwks.read().await.keys.get(kid) {
-            return Ok(key.clone());
+        match self.jwks.key(kid, || self.sso.fetch_jwks(url)).await {
+            Ok(Some(key)) => Ok(key),
+            Ok(None) => Err(refuse("The token is signed by an unknown key")),
+            Err(error) => Err(CoreError::ProviderUnavailable {
+                provider: "the SSO provider",
+                detail: error.to_string(),
+            }),
         }
-        let _one_fetch_at_a_time = self.jwks_refresh.lock().await;
-        {
-            let cache = self.jwks.read().await;
-            if let Some(key) = cache.keys.get(kid) {
-                return Ok(key.clone());
-            }
-            if cache
-                .fetched_at
-                .is_some_and(|at| at.elapsed() < JWKS_REFRESH_FLOOR)
-            {
-                return Err(refuse("The token is signed by an unknown key"));
-            }
-        }
-        let fetched = self.sso.fetch_jwks(url).await;
-        let mut cache = self.jwks.write().await;
-        cache.fetched_at = Some(Instant::now());
-        let jwks = match fetched {
-            Ok(jwks) => jwks,
-            // Keys we already hold stay valid; without any, nothing can be verified.
-            Err(_) if !cache.keys.is_empty() => {
-                return Err(refuse("The token is signed by an unknown key"));
-            }
-            Err(error) => {
-                return Err(CoreError::ProviderUnavailable {
-                    provider: "the SSO provider",
-                    detail: error.to_string(),
-                });
-            }
-        };
-        cache.keys = jwks
-            .keys
-            .iter()
-            .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
-            .filter_map(|jwk| {
-                let key_id = jwk.common.key_id.clone()?;
-                let algorithm = match jwk.common.key_algorithm {
-                    Some(algorithm) => algorithm.to_string().parse().ok()?,
-                    None => Algorithm::RS256,
-                };
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                Some((key_id, Arc::new((algorithm, key))))
-            })
-            .collect();
-        cache
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| refuse("The token is signed by an unknown key"))
     }
 
     /// Exchanges email and password for an SSO token at the identity provider.

@@ -58,6 +58,8 @@ pub struct StoreSubscription {
     pub product_id: String,
     /// The payment for the current period.
     pub latest_payment: StorePayment,
+    /// When the current period started, where the store says; otherwise when the purchase
+    /// started.
     pub period_start: DateTime<Utc>,
     /// When the period paid for ends.
     pub expires_at: DateTime<Utc>,
