@@ -17,6 +17,7 @@ use crate::core::{
     StoreSettings,
 };
 use crate::providers::apple::{AppleClient, AppleSettings};
+use crate::providers::google::{GoogleClient, GoogleSettings};
 use crate::providers::sso::CognitoAppClient;
 use crate::providers::store::StoreEnvironment;
 use crate::providers::stripe::{StripeClient, StripeSettings};
@@ -56,6 +57,91 @@ pub struct ConfigFile {
     pub billing: BillingConfig,
     /// App Store purchases; without this section `ios` receipts are refused.
     pub apple: Option<AppleConfig>,
+    /// Google Play purchases; without this section `android` receipts are refused.
+    pub google: Option<GoogleConfig>,
+}
+
+/// The app's Google Play details and the service account that reads its purchases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    pub package_name: String,
+    /// `["Production"]` for real buyers; add `"Sandbox"` to accept license testers.
+    #[serde(default = "default_apple_environments")]
+    pub environments: Vec<String>,
+    /// The service account's JSON key file, as Google Cloud hands it out.
+    pub service_account_key_file: String,
+    #[serde(default = "default_google_api_base")]
+    pub api_base: String,
+    /// The audience the RTDN push subscription puts in its OIDC token (by default Pub/Sub
+    /// uses the push endpoint's URL, `{public_url}/webhooks/google`).
+    pub push_audience: String,
+    /// The service account the push subscription authenticates as.
+    pub push_service_account: Option<String>,
+    #[serde(default = "default_google_certs_url")]
+    pub push_certs_url: String,
+}
+
+fn default_google_api_base() -> String {
+    "https://androidpublisher.googleapis.com".into()
+}
+
+fn default_google_certs_url() -> String {
+    "https://www.googleapis.com/oauth2/v3/certs".into()
+}
+
+/// The members of a service account key file the client needs.
+#[derive(Deserialize)]
+struct ServiceAccountKey {
+    client_email: String,
+    private_key: String,
+    #[serde(default = "default_token_uri")]
+    token_uri: String,
+}
+
+fn default_token_uri() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+
+fn environments_named(
+    names: &[String],
+    section: &str,
+) -> Result<Vec<StoreEnvironment>, ConfigError> {
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            "Production" => Ok(StoreEnvironment::Production),
+            "Sandbox" => Ok(StoreEnvironment::Sandbox),
+            other => Err(ConfigError::Invalid(format!(
+                "{section}.environments: {other:?} is neither \"Production\" nor \"Sandbox\""
+            ))),
+        })
+        .collect()
+}
+
+impl GoogleConfig {
+    pub fn to_settings(&self) -> Result<GoogleSettings, ConfigError> {
+        let key: ServiceAccountKey = serde_json::from_slice(&read_file(
+            &self.service_account_key_file,
+        )?)
+        .map_err(|error| {
+            ConfigError::Invalid(format!(
+                "{} is not a service account key file: {error}",
+                self.service_account_key_file
+            ))
+        })?;
+        Ok(GoogleSettings {
+            package_name: self.package_name.clone(),
+            environments: environments_named(&self.environments, "google")?,
+            api_base: self.api_base.clone(),
+            client_email: key.client_email,
+            private_key_pem: key.private_key,
+            token_uri: key.token_uri,
+            push_audience: self.push_audience.clone(),
+            push_service_account: self.push_service_account.clone(),
+            push_certs_url: self.push_certs_url.clone(),
+        })
+    }
 }
 
 /// The app's App Store details, as App Store Connect shows them.
@@ -137,17 +223,7 @@ fn certificate_der(path: &str) -> Result<Vec<u8>, ConfigError> {
 
 impl AppleConfig {
     pub fn to_settings(&self) -> Result<AppleSettings, ConfigError> {
-        let environments = self
-            .environments
-            .iter()
-            .map(|name| match name.as_str() {
-                "Production" => Ok(StoreEnvironment::Production),
-                "Sandbox" => Ok(StoreEnvironment::Sandbox),
-                other => Err(ConfigError::Invalid(format!(
-                    "apple.environments: {other:?} is neither \"Production\" nor \"Sandbox\""
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let environments = environments_named(&self.environments, "apple")?;
         let private_key_pem =
             String::from_utf8(read_file(&self.private_key_file)?).map_err(|_| {
                 ConfigError::Invalid(format!("{} is not a PEM key", self.private_key_file))
@@ -655,6 +731,13 @@ impl ConfigFile {
                 Some(apple) => Some(
                     AppleClient::new(apple.to_settings()?)
                         .map_err(|error| ConfigError::Invalid(format!("apple: {error}")))?,
+                ),
+                None => None,
+            },
+            google: match &self.google {
+                Some(google) => Some(
+                    GoogleClient::new(google.to_settings()?)
+                        .map_err(|error| ConfigError::Invalid(format!("google: {error}")))?,
                 ),
                 None => None,
             },

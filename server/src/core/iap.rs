@@ -21,6 +21,7 @@ use crate::core::model::{
     Transaction, TransactionKind,
 };
 use crate::providers::apple::{AppleClient, AppleNotificationError};
+use crate::providers::google::{GoogleClient, GooglePushError};
 use crate::providers::store::{StoreRefusal, StoreState, StoreSubscription};
 use crate::store::{JobChange, SubscriptionChange};
 
@@ -28,6 +29,7 @@ use crate::store::{JobChange, SubscriptionChange};
 #[derive(Clone, Default)]
 pub struct StoreSettings {
     pub apple: Option<AppleClient>,
+    pub google: Option<GoogleClient>,
 }
 
 /// The receipt an app forwards after a store purchase, as the app has it.
@@ -130,6 +132,13 @@ impl Core {
             .ok_or_else(|| CoreError::Invalid("App Store purchases are not accepted here".into()))
     }
 
+    pub(super) fn google(&self) -> Result<&GoogleClient, CoreError> {
+        self.stores
+            .google
+            .as_ref()
+            .ok_or_else(|| CoreError::Invalid("Google Play purchases are not accepted here".into()))
+    }
+
     /// `POST /iap/verify`: asks the store about the receipt and, when it vouches, starts
     /// (or brings up to date) the customer's subscription to the package the store's
     /// product is sold as.
@@ -163,6 +172,28 @@ impl Core {
                     }
                 }
             }
+            StorePlatform::Google => {
+                let google = self.google()?;
+                let token = receipt
+                    .purchase_identifier
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|token| !token.is_empty())
+                    .ok_or_else(|| {
+                        CoreError::Invalid(
+                            "An android receipt needs purchaseIdentifier (the purchase token)"
+                                .into(),
+                        )
+                    })?;
+                if let Some(package) = receipt.package_name.as_deref()
+                    && package != google.settings().package_name
+                {
+                    return Err(CoreError::Invalid(format!(
+                        "The purchase is for the app {package}, not this one"
+                    )));
+                }
+                google.subscription(token, now).await
+            }
             other => {
                 return Err(CoreError::Invalid(format!(
                     "{} purchases are not accepted here",
@@ -171,6 +202,15 @@ impl Core {
             }
         }
         .map_err(|refusal| store_error(provider, refusal))?;
+        if let Some(product) = receipt.product_id.as_deref()
+            && receipt.platform == StorePlatform::Google
+            && product != view.product_id
+        {
+            return Err(CoreError::Invalid(format!(
+                "The purchase token is for the product {}, not {product}",
+                view.product_id
+            )));
+        }
         let package = self
             .store
             .package_for_store_product(receipt.platform, &view.product_id)
@@ -255,6 +295,72 @@ impl Core {
             .await
             .map_err(CoreError::from)?;
         tracing::info!(kind = %notification.kind, purchase = %view.subscription_ref, "App Store notification applied");
+        Ok(StoreNotificationOutcome::Applied)
+    }
+
+    /// A Google Play Real-time developer notification, pushed by Pub/Sub: its OIDC token
+    /// verified, remembered by its message id, and applied by asking Google Play for the
+    /// purchase as it is now.
+    pub async fn google_notification(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<StoreNotificationOutcome, StoreNotificationError> {
+        let google = self.google()?;
+        let now = self.now();
+        let push =
+            google
+                .read_push(authorization, body, now)
+                .await
+                .map_err(|error| match error {
+                    GooglePushError::Unverified(reason) => {
+                        StoreNotificationError::Unverified(reason)
+                    }
+                    GooglePushError::Unavailable(detail) => {
+                        StoreNotificationError::Core(CoreError::ProviderUnavailable {
+                            provider: "Google",
+                            detail,
+                        })
+                    }
+                })?;
+        if self
+            .store
+            .event_seen(PaymentProvider::Google, &push.id)
+            .await
+            .map_err(CoreError::from)?
+        {
+            return Ok(StoreNotificationOutcome::Replayed);
+        }
+        let Some((token, voided_at)) = push.purchase else {
+            self.store
+                .remember_event(PaymentProvider::Google, &push.id, &push.kind, now)
+                .await
+                .map_err(CoreError::from)?;
+            return Ok(StoreNotificationOutcome::Ignored);
+        };
+        if self
+            .store
+            .subscription_by_origin(PaymentProvider::Google, &token)
+            .await
+            .map_err(CoreError::from)?
+            .is_none()
+        {
+            return Err(StoreNotificationError::UnknownPurchase);
+        }
+        let mut view = google
+            .subscription(&token, now)
+            .await
+            .map_err(|refusal| store_error(PaymentProvider::Google, refusal))?;
+        if let Some(at) = voided_at {
+            view.state = StoreState::Refunded { at };
+        }
+        self.mirror_store_subscription(PaymentProvider::Google, &view, None)
+            .await?;
+        self.store
+            .remember_event(PaymentProvider::Google, &push.id, &push.kind, now)
+            .await
+            .map_err(CoreError::from)?;
+        tracing::info!(kind = %push.kind, "Google Play notification applied");
         Ok(StoreNotificationOutcome::Applied)
     }
 

@@ -3,6 +3,7 @@
 //! so the same client talks to the real provider or to its simulator.
 
 pub mod apple;
+pub mod google;
 pub mod jwks;
 pub mod sso;
 pub mod store;

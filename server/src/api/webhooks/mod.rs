@@ -183,6 +183,33 @@ impl StoreWebhookApi {
     async fn apple(&self, body: SignedJson) -> WebhookResponse {
         store_notification(self.0.apple_notification(&body.0).await)
     }
+
+    /// Google Play Real-time developer notifications
+    ///
+    /// A Pub/Sub push (`{"message": {"data": base64, "messageId": …}, "subscription": …}`)
+    /// whose `data` is a `DeveloperNotification`. The push subscription must authenticate:
+    /// `Authorization: Bearer` an OIDC token signed by Google (RS256, issuer
+    /// `https://accounts.google.com`, the configured audience and, when configured, service
+    /// account), unexpired by the server's clock. A message id seen before changes nothing.
+    /// The purchase it names is read again with `purchases.subscriptionsv2.get` and
+    /// mirrored; a voided purchase ends access and records the refund.
+    #[oai(
+        path = "/google",
+        method = "post",
+        tag = "WebhookTags::Stores",
+        operation_id = "google-notification"
+    )]
+    async fn google(
+        &self,
+        #[oai(name = "Authorization")] authorization: Header<Option<String>>,
+        body: SignedJson,
+    ) -> WebhookResponse {
+        store_notification(
+            self.0
+                .google_notification(authorization.0.as_deref(), &body.0)
+                .await,
+        )
+    }
 }
 
 /// A core error while applying: the provider should retry, unless the event can never
