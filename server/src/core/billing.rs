@@ -69,6 +69,12 @@ struct Renewal<'a> {
 }
 
 impl Core {
+    /// How many renewals, retries and expiries are due at the Clock's now and not settled
+    /// yet: 0 once the billing clock has caught up.
+    pub async fn billing_backlog(&self) -> Result<i64, CoreError> {
+        Ok(self.store.due_job_count(self.now()).await?)
+    }
+
     /// Settles every billing job due at the Clock's now, including the ones that settling
     /// makes due (a clock moved a year ahead renews twelve times). Returns what it did.
     pub async fn run_due_billing(&self) -> Result<BillingReport, CoreError> {

@@ -777,6 +777,16 @@ impl Store {
         Ok(applied)
     }
 
+    /// How many jobs are due at `now` and not settled yet.
+    pub async fn due_job_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM billing_jobs WHERE status = 'pending' AND due_at <= $1",
+        )
+        .bind(to_millis(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Claims up to `limit` jobs due at `now` for `worker` until `lease_until`. On
     /// PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`, so replicas
     /// claiming at once take disjoint sets; SQLite has one writer, which serialises claims.

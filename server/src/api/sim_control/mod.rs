@@ -221,6 +221,10 @@ pub struct ClockReading {
     /// After a move: what the billing clock settled in the time skipped.
     #[oai(skip_serializing_if_is_none)]
     pub billing: Option<BillingRun>,
+    /// On a read: the renewals, retries and expiries due by now that the billing clock has
+    /// not settled yet (it works through them in the background); 0 once it caught up.
+    #[oai(skip_serializing_if_is_none)]
+    pub due_billing_jobs: Option<i64>,
 }
 
 /// Renewals charged, renewals refused (and scheduled for retry), subscriptions expired, and
@@ -240,6 +244,7 @@ impl Example for ClockReading {
             now,
             epoch_millis: now.timestamp_millis(),
             billing: None,
+            due_billing_jobs: Some(0),
         }
     }
 }
@@ -318,6 +323,7 @@ impl ControlApi {
             now,
             epoch_millis: now.timestamp_millis(),
             billing: None,
+            due_billing_jobs: None,
         }
     }
 }
@@ -388,7 +394,12 @@ impl ControlApi {
     /// The time every part of simulator mode (server and simulators) reads.
     #[oai(path = "/clock", method = "get", tag = "ControlTags::Clock")]
     async fn read_clock(&self) -> Json<ClockReading> {
-        Json(self.reading())
+        let mut reading = self.reading();
+        match self.core.billing_backlog().await {
+            Ok(due) => reading.due_billing_jobs = Some(due),
+            Err(error) => tracing::warn!(%error, "cannot count the due billing jobs"),
+        }
+        Json(reading)
     }
 
     /// Move the virtual clock
