@@ -626,6 +626,7 @@ async fn one_time_products_are_read_acknowledged_consumed_and_refunded() {
     assert_eq!(read["purchaseToken"], token.as_str());
     assert_eq!(read["quantity"], 2);
     assert_eq!(read["regionCode"], "US");
+    assert_eq!(read["refundableQuantity"], 2);
 
     let acknowledged = h
         .api(reqwest::Method::POST, &format!("{path}:acknowledge"))
@@ -653,6 +654,7 @@ async fn one_time_products_are_read_acknowledged_consumed_and_refunded() {
         .control(&format!("/products/{token}/refund"), json!({}))
         .await;
     assert_eq!(refunded.ok()["purchase"]["purchaseState"], 1);
+    assert_eq!(refunded.ok()["purchase"]["refundableQuantity"], 0);
     assert_eq!(
         h.api(reqwest::Method::GET, &path).await.ok()["purchaseState"],
         1
@@ -706,10 +708,25 @@ async fn a_declined_renewal_goes_through_grace_and_hold_and_recovers() {
         "2030-02-22T09:00:00.000Z",
         "access to the end of the grace period"
     );
+    assert_eq!(
+        in_grace.ok()["inGracePeriodStateContext"],
+        json!({"renewalDeclined": {}})
+    );
     assert_eq!(h.v1(&token).await.ok()["paymentState"], 0);
 
     h.advance(TimeDelta::days(7)).await;
-    assert_eq!(h.state_of(&token).await, "SUBSCRIPTION_STATE_ON_HOLD");
+    let on_hold = h.v2(&token).await;
+    let on_hold = on_hold.ok();
+    assert_eq!(on_hold["subscriptionState"], "SUBSCRIPTION_STATE_ON_HOLD");
+    assert_eq!(
+        on_hold["onHoldStateContext"],
+        json!({"renewalDeclined": {}})
+    );
+    assert_eq!(
+        on_hold["lineItems"][0]["expiryTime"], "2030-02-22T09:00:00.000Z",
+        "no access since the grace period ended"
+    );
+    assert_ne!(on_hold["etag"], in_grace.ok()["etag"]);
 
     let recovered = h
         .control(&format!("/subscriptions/{token}/recover"), json!({}))
@@ -846,9 +863,34 @@ async fn revocation_ends_access_now_through_the_api_and_the_console() {
         "SUBSCRIPTION_STATE_EXPIRED"
     );
 
+    let by_user = h.subscribed().await;
+    let cancelled = h
+        .send(
+            h.http
+                .post(format!(
+                    "{}/androidpublisher/v3/applications/{PACKAGE}/purchases/subscriptionsv2/tokens/{by_user}:cancel",
+                    h.base
+                ))
+                .bearer_auth(h.access_token().await)
+                .json(&json!({"cancellationContext": {"cancellationType": "USER_REQUESTED_STOP_RENEWALS"}})),
+        )
+        .await;
+    assert_eq!(cancelled.ok(), &json!({}));
+    assert_eq!(h.state_of(&by_user).await, "SUBSCRIPTION_STATE_CANCELED");
+    let restored = h
+        .control(&format!("/subscriptions/{by_user}/restart"), json!({}))
+        .await;
+    assert_eq!(
+        restored.ok()["subscription"]["subscriptionState"],
+        "SUBSCRIPTION_STATE_ACTIVE"
+    );
+
     let by_developer = h.subscribed().await;
     assert_eq!(h.v1_method(&by_developer, "cancel").await.status, 200);
     assert_eq!(h.v1(&by_developer).await.ok()["cancelReason"], 3);
+    h.control(&format!("/subscriptions/{by_developer}/restart"), json!({}))
+        .await
+        .google_error(400, "invalidPurchaseState");
     assert_eq!(h.v1_method(&by_developer, "refund").await.status, 200);
     assert_eq!(
         h.state_of(&by_developer).await,

@@ -24,7 +24,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use poem_openapi::{
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    ApiExtractor, ApiExtractorType, ApiResponse, Enum, ExtractParamOptions, Object, OpenApi,
     OpenApiService, Tags,
 };
 use serde_json::Value;
@@ -241,6 +241,42 @@ struct RevocationContext {
 )]
 struct RevokeSubscriptionPurchaseRequest {
     revocation_context: Option<RevocationContext>,
+}
+
+/// `cancellationContext.cancellationType`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename = "CancellationType")]
+enum CancellationType {
+    /// Refused: a cancellation must say who asked for it.
+    #[oai(rename = "CANCELLATION_TYPE_UNSPECIFIED")]
+    Unspecified,
+    /// As the user: stops the next renewal; the user can restore the subscription.
+    #[oai(rename = "USER_REQUESTED_STOP_RENEWALS")]
+    UserRequestedStopRenewals,
+    /// As the developer: stops the next payment; it cannot be restored.
+    #[oai(rename = "DEVELOPER_REQUESTED_STOP_PAYMENTS")]
+    DeveloperRequestedStopPayments,
+}
+
+#[derive(Object)]
+#[oai(
+    rename = "CancellationContext",
+    rename_all = "camelCase",
+    deny_unknown_fields
+)]
+struct CancellationContext {
+    cancellation_type: Option<CancellationType>,
+}
+
+/// `purchases.subscriptionsv2.cancel`'s body.
+#[derive(Object)]
+#[oai(
+    rename = "CancelSubscriptionPurchaseRequest",
+    rename_all = "camelCase",
+    deny_unknown_fields
+)]
+struct CancelSubscriptionPurchaseRequest {
+    cancellation_context: Option<CancellationContext>,
 }
 
 /// An answer with a body, or Google's error.
@@ -571,6 +607,50 @@ impl AndroidPublisherApi {
             state
                 .purchases
                 .revoke_subscription(&package_name, &token, refund, now)?;
+            Ok(Empty {})
+        })
+        .into()
+    }
+
+    /// Cancel a subscription purchase (v2)
+    ///
+    /// `purchases.subscriptionsv2.cancel`: auto-renewal stops (`SUBSCRIPTION_CANCELED`);
+    /// access continues until the expiry time. `USER_REQUESTED_STOP_RENEWALS` cancels as
+    /// the user would (the user can restore it), `DEVELOPER_REQUESTED_STOP_PAYMENTS` as the
+    /// developer (it cannot be restored).
+    #[oai(
+        path = "/androidpublisher/v3/applications/:packageName/purchases/subscriptionsv2/tokens/:token/cancel",
+        method = "post",
+        operation_id = "androidpublisher.purchases.subscriptionsv2.cancel",
+        tag = "GoogleTag::Subscriptions"
+    )]
+    async fn subscriptions_v2_cancel(
+        &self,
+        request: &Request,
+        #[oai(name = "packageName")] package_name: Path<String>,
+        token: Path<String>,
+        body: JsonBody<CancelSubscriptionPurchaseRequest>,
+    ) -> GoogleResponse<Empty> {
+        let cancellation_type = match body.parse() {
+            Ok(body) => body
+                .and_then(|body| body.cancellation_context)
+                .and_then(|context| context.cancellation_type),
+            Err(error) => return Err(error).into(),
+        };
+        let by = match cancellation_type {
+            Some(CancellationType::UserRequestedStopRenewals) => CancelledBy::User {
+                survey_reason: None,
+            },
+            Some(CancellationType::DeveloperRequestedStopPayments) => CancelledBy::Developer,
+            Some(CancellationType::Unspecified) | None => {
+                return Err(ApiError::bad_request(
+                    "cancellationContext.cancellationType is required.",
+                ))
+                .into();
+            }
+        };
+        self.call(request, |state, now| {
+            state.purchases.cancel(&package_name, &token, by, now)?;
             Ok(Empty {})
         })
         .into()

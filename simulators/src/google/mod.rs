@@ -4,7 +4,7 @@
 //! carries Real-time developer notifications (RTDN).
 //!
 //! It is faithful enough that Google's own `google-api-python-client` works against it
-//! unchanged but for `client_options={"api_endpoint": "{public_base_url}/"}`, with
+//! unchanged but for `client_options={"api_endpoint": public_base_url}`, with
 //! `google.oauth2.service_account.Credentials` built from the key file the control surface
 //! hands out (its `token_uri` points here):
 //! - auth: `POST /token` takes the service account's JWT bearer grant (RS256, signed with
@@ -14,9 +14,10 @@
 //!   3599 seconds on the host's clock. API calls need `Authorization: Bearer` with such a
 //!   token (401 with `WWW-Authenticate` otherwise, 403 without the `androidpublisher`
 //!   scope);
-//! - API: `purchases.subscriptionsv2.get` and `.revoke`, the v1 `purchases.subscriptions`
-//!   `get`, `acknowledge`, `cancel`, `refund` and `revoke`, and `purchases.products` `get`,
-//!   `acknowledge` and `consume`, at Google's paths
+//! - API: `purchases.subscriptionsv2` `get`, `cancel` and `revoke`, the v1
+//!   `purchases.subscriptions` `get`, `acknowledge`, `cancel`, `refund` and `revoke` (the
+//!   Python client's discovery document has only `acknowledge` and `cancel` of these any
+//!   more), and `purchases.products` `get`, `acknowledge` and `consume`, at Google's paths
 //!   (`/androidpublisher/v3/applications/{packageName}/purchases/…/tokens/{token}:verb`);
 //! - errors: Google's JSON error (`error.code`, `message`, `errors[]` with `domain` and
 //!   `reason`, `status`): 400 `Invalid Value` for a token that is malformed, unknown or of

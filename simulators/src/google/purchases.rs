@@ -169,6 +169,27 @@ impl Subscription {
         }
     }
 
+    /// Changes whenever anything `purchases.subscriptionsv2.get` shows does (Google's
+    /// `etag`).
+    pub fn etag(&self) -> String {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let version = format!(
+            "{}|{}|{}|{}|{:?}|{}|{}|{:?}|{:?}",
+            self.token,
+            self.renewals,
+            self.anchor.timestamp_millis(),
+            self.periods,
+            self.phase,
+            self.auto_renew,
+            self.acknowledged,
+            self.cancellation,
+            self.scheduled_pause,
+        );
+        let digest = Sha256::digest(version.as_bytes());
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..18])
+    }
+
     pub fn expired(&self) -> bool {
         matches!(self.phase, Phase::Expired { .. })
     }
@@ -811,7 +832,8 @@ impl Purchases {
         self.subscription_of(token)
     }
 
-    /// The user restores a cancelled subscription before it expires.
+    /// The user restores a subscription they cancelled, before it expires (a developer's
+    /// cancellation cannot be undone).
     pub fn restart(
         &mut self,
         package_name: &str,
@@ -819,7 +841,14 @@ impl Purchases {
         now: DateTime<Utc>,
     ) -> Result<&Subscription, Refusal> {
         let subscription = self.subscription_mut(package_name, token)?;
-        if subscription.expired() || subscription.auto_renew {
+        let cancelled_by_user = matches!(
+            subscription.cancellation,
+            Some(Cancellation {
+                by: CancelledBy::User { .. },
+                ..
+            })
+        );
+        if subscription.expired() || !cancelled_by_user {
             return Err(Refusal::InvalidState);
         }
         subscription.auto_renew = true;

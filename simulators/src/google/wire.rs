@@ -153,6 +153,13 @@ pub struct CanceledStateContext {
     pub replacement_cancellation: Option<Empty>,
 }
 
+/// `inGracePeriodStateContext` and `onHoldStateContext`: why the subscription is there.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(rename = "RenewalDeclinedStateContext", rename_all = "camelCase")]
+pub struct RenewalDeclinedStateContext {
+    pub renewal_declined: Empty,
+}
+
 /// `purchases.subscriptionsv2.get`.
 #[derive(Object, Debug, Clone, PartialEq, Eq)]
 #[oai(
@@ -173,6 +180,12 @@ pub struct SubscriptionPurchaseV2 {
     pub linked_purchase_token: Option<String>,
     pub paused_state_context: Option<PausedStateContext>,
     pub canceled_state_context: Option<CanceledStateContext>,
+    /// Present in the grace period: the renewal was declined.
+    pub in_grace_period_state_context: Option<RenewalDeclinedStateContext>,
+    /// Present on account hold: the renewal was declined.
+    pub on_hold_state_context: Option<RenewalDeclinedStateContext>,
+    /// Changes whenever the subscription does.
+    pub etag: String,
     /// Present (empty) when a license tester bought it.
     pub test_purchase: Option<Empty>,
     pub acknowledgement_state: AcknowledgementState,
@@ -244,6 +257,8 @@ pub struct ProductPurchaseResource {
     pub purchase_token: String,
     pub product_id: String,
     pub quantity: u32,
+    /// What has not been refunded: the quantity, or 0 once refunded.
+    pub refundable_quantity: u32,
     pub obfuscated_external_account_id: Option<String>,
     pub obfuscated_external_profile_id: Option<String>,
     pub region_code: String,
@@ -341,6 +356,17 @@ impl Subscription {
                 _ => None,
             },
             canceled_state_context,
+            in_grace_period_state_context: matches!(self.phase, Phase::InGracePeriod { .. }).then(
+                || RenewalDeclinedStateContext {
+                    renewal_declined: Empty {},
+                },
+            ),
+            on_hold_state_context: matches!(self.phase, Phase::OnHold { .. }).then(|| {
+                RenewalDeclinedStateContext {
+                    renewal_declined: Empty {},
+                }
+            }),
+            etag: self.etag(),
             test_purchase: self.test_purchase.then_some(Empty {}),
             acknowledgement_state: if self.acknowledged {
                 AcknowledgementState::Acknowledged
@@ -415,6 +441,11 @@ impl ProductPurchase {
             purchase_token: self.token.clone(),
             product_id: self.product_id.clone(),
             quantity: self.quantity,
+            refundable_quantity: if self.refunded_at.is_some() {
+                0
+            } else {
+                self.quantity
+            },
             obfuscated_external_account_id: self.obfuscated_account_id.clone(),
             obfuscated_external_profile_id: self.obfuscated_profile_id.clone(),
             region_code: self.region_code.clone(),
