@@ -350,7 +350,7 @@ pub enum ResetResponse {
 #[derive(ApiResponse)]
 pub enum KeyResponse {
     #[oai(status = 200)]
-    Ok(Json<GoogleServiceAccountKey>),
+    Ok(Json<Box<GoogleServiceAccountKey>>),
     /// The simulator has no keys (never the case when built by `GoogleSimulator::new`).
     #[oai(status = 404)]
     NotFound,
@@ -900,7 +900,7 @@ impl SimGoogleControlApi {
     )]
     async fn service_account_key(&self) -> KeyResponse {
         match self.simulator.service_account_key() {
-            Some(key) => KeyResponse::Ok(Json(key)),
+            Some(key) => KeyResponse::Ok(Json(Box::new(key))),
             None => KeyResponse::NotFound,
         }
     }
