@@ -6,5 +6,6 @@
 //! surface that plays the human or the store.
 
 pub mod clock;
+pub mod google;
 pub mod sso;
 pub mod stripe;

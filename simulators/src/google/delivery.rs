@@ -1,0 +1,270 @@
+//! Pushing notifications over HTTP: what [`super::notifications`] hands out as due is
+//! POSTed as Pub/Sub pushes it (with an OIDC token signed by Google's key for authenticated
+//! push), and each answer recorded, without ever holding the state's lock across a request.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::Object;
+use serde::Serialize;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::MissedTickBehavior;
+
+use super::GoogleSimulator;
+use super::notifications::{Due, OutgoingPush, PushAttempt, PushIdentity, PushResult};
+use super::oauth::numeric_id;
+
+/// How often, in real time, the delivery loop looks for pushes that are due.
+pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long an endpoint has to answer a push before it counts as failed (Pub/Sub's
+/// default acknowledgement deadline).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of an endpoint's answer is kept with the attempt.
+const RESPONSE_BODY_LIMIT: usize = 1000;
+
+/// At most this many pushes are in flight at once.
+const MAX_CONCURRENT_PUSHES: usize = 32;
+
+/// How long to wait for someone else's push of a message we need pushed; past the push
+/// timeout, so only a lost push is given up on.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(15);
+
+/// How long the OIDC token of a push is valid.
+const ID_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+const USER_AGENT: &str =
+    "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)";
+
+/// The attempts one round of pushes made.
+#[derive(Object, Debug, Clone, Default, PartialEq)]
+#[oai(rename = "GooglePushReport")]
+pub struct GooglePushReport {
+    /// In the order the messages were published.
+    pub attempts: Vec<PushAttempt>,
+}
+
+/// The claims of the OIDC token Pub/Sub sends with an authenticated push, in Google's
+/// order.
+#[derive(Serialize)]
+struct PushIdTokenClaims<'a> {
+    aud: &'a str,
+    azp: String,
+    email: &'a str,
+    email_verified: bool,
+    exp: i64,
+    iat: i64,
+    iss: &'static str,
+    sub: String,
+}
+
+/// The client pushes are sent with: no proxy (endpoints are local more often than not), no
+/// redirects (Pub/Sub counts a 3xx as a failure), a timeout per push.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PUSH_TIMEOUT)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|error| error_chain(&error))
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn failed(error: String) -> PushResult {
+    PushResult {
+        error: Some(error),
+        ..PushResult::default()
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    push: &OutgoingPush,
+    id_token: Option<String>,
+) -> PushResult {
+    let mut request = client
+        .post(&push.endpoint)
+        .header("content-type", "application/json")
+        .body(push.body.clone());
+    if let Some(id_token) = id_token {
+        request = request.bearer_auth(id_token);
+    }
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return failed(error_chain(&error)),
+    };
+    let status_code = Some(response.status().as_u16());
+    let mut body = Vec::new();
+    let mut error = None;
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(failure) => {
+                error = Some(error_chain(&failure));
+                break;
+            }
+        }
+    }
+    let text: String = String::from_utf8_lossy(&body)
+        .chars()
+        .take(RESPONSE_BODY_LIMIT)
+        .collect();
+    PushResult {
+        status_code,
+        error,
+        response_body: Some(text).filter(|text| !text.is_empty()),
+    }
+}
+
+impl GoogleSimulator {
+    /// Pushes every message due at the host's `Now` and records each answer: the attempts
+    /// made. A message already being pushed (by a concurrent call) is left to that call.
+    pub async fn deliver_due(&self) -> GooglePushReport {
+        let ((), _) = self.with_state(|_, _| ());
+        let now = self.now();
+        let due = self.lock().outbox.claim_due(now, Due::All);
+        GooglePushReport {
+            attempts: self.start_pushing(due).await.unwrap_or_default(),
+        }
+    }
+
+    /// Runs [`GoogleSimulator::deliver_due`] every [`super::PUSH_POLL_INTERVAL`] of real
+    /// time until the task is aborted, each round in its own task so that a slow endpoint
+    /// does not hold up the next. Aborting stops new rounds; pushes under way finish and are
+    /// recorded. Call it within a Tokio runtime; the task keeps the simulator alive until
+    /// aborted.
+    pub fn spawn_delivery_loop(&self) -> JoinHandle<()> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(PUSH_POLL_INTERVAL);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let ((), _) = simulator.with_state(|_, _| ());
+                let now = simulator.now();
+                let due = simulator.lock().outbox.claim_due(now, Due::All);
+                if !due.is_empty() {
+                    drop(simulator.start_pushing(due));
+                }
+            }
+        })
+    }
+
+    /// Makes the first push of these messages (or waits for one being made elsewhere), so
+    /// that whoever caused them can answer knowing the endpoint was tried: the attempts
+    /// this call made.
+    pub(crate) async fn deliver_caused(&self, message_ids: &[String]) -> Vec<PushAttempt> {
+        let mut attempts = Vec::new();
+        if message_ids.is_empty() {
+            return attempts;
+        }
+        loop {
+            let finished = self.inner.push_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let (due, in_flight) = {
+                let now = self.now();
+                let mut state = self.lock();
+                let due = state.outbox.claim_due(now, Due::FirstPushesOf(message_ids));
+                (due, state.outbox.any_in_flight(message_ids))
+            };
+            if !due.is_empty() {
+                attempts.extend(self.start_pushing(due).await.unwrap_or_default());
+            } else if !in_flight
+                || tokio::time::timeout(IN_FLIGHT_WAIT, finished)
+                    .await
+                    .is_err()
+            {
+                return attempts;
+            }
+        }
+    }
+
+    /// The OIDC token of a push sent at `now`.
+    fn id_token(&self, identity: &PushIdentity, now: DateTime<Utc>) -> Result<String, String> {
+        let keys = self
+            .keys()
+            .ok_or_else(|| "the simulator has no key to sign the OIDC token with".to_owned())?;
+        let subject = numeric_id(&identity.service_account_email);
+        let claims = PushIdTokenClaims {
+            aud: &identity.audience,
+            azp: subject.clone(),
+            email: &identity.service_account_email,
+            email_verified: true,
+            exp: (now + ID_TOKEN_LIFETIME).timestamp(),
+            iat: now.timestamp(),
+            iss: "https://accounts.google.com",
+            sub: subject,
+        };
+        keys.google
+            .sign(&claims)
+            .map_err(|error| format!("cannot sign the OIDC token: {error}"))
+    }
+
+    /// Sends claimed pushes, at most [`MAX_CONCURRENT_PUSHES`] at a time, in a task of
+    /// their own, so that they are recorded even if whoever waits for them goes away.
+    fn start_pushing(&self, due: Vec<OutgoingPush>) -> JoinHandle<Vec<PushAttempt>> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let client = simulator.inner.http.get_or_init(http_client).clone();
+            let mut results: Vec<Option<PushResult>> = vec![None; due.len()];
+            let mut pushing = JoinSet::new();
+            let mut queue = due.iter().cloned().enumerate();
+            loop {
+                while pushing.len() < MAX_CONCURRENT_PUSHES
+                    && let Some((index, push)) = queue.next()
+                {
+                    let client = client.clone();
+                    let id_token = push
+                        .oidc
+                        .as_ref()
+                        .map(|identity| simulator.id_token(identity, push.attempted_at))
+                        .transpose();
+                    pushing.spawn(async move {
+                        let result = match (client, id_token) {
+                            (Err(error), _) => failed(format!("no HTTP client: {error}")),
+                            (_, Err(error)) => failed(error),
+                            (Ok(client), Ok(id_token)) => post(&client, &push, id_token).await,
+                        };
+                        (index, result)
+                    });
+                }
+                let Some(joined) = pushing.join_next().await else {
+                    break;
+                };
+                if let Ok((index, result)) = joined
+                    && let Some(slot) = results.get_mut(index)
+                {
+                    *slot = Some(result);
+                }
+            }
+            let attempts: Vec<PushAttempt> = {
+                let mut state = simulator.lock();
+                due.iter()
+                    .zip(results)
+                    .map(|(push, result)| {
+                        let result =
+                            result.unwrap_or_else(|| failed("the push's task failed".into()));
+                        state.outbox.complete(push, result)
+                    })
+                    .collect()
+            };
+            simulator.inner.push_finished.notify_waiters();
+            attempts
+        })
+    }
+}
