@@ -99,6 +99,7 @@ pub struct ErrorPayload {
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "refused_before_dispatch")]
 pub enum Answer<T: ToJSON> {
+    /// The answer; signed data in it is signed now.
     #[oai(status = 200)]
     Ok(AppleJson<T>),
     /// A malformed parameter (`InvalidTransactionIdError` 4000006, …).
