@@ -70,6 +70,7 @@ enum Command {
 enum SimulatorName {
     Sso,
     Stripe,
+    Apple,
 }
 
 #[tokio::main]
@@ -140,6 +141,26 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await?;
                 deliveries.abort();
+            }
+            SimulatorName::Apple => {
+                let (routes, background) = boxoffice::sim::standalone_apple(&addr, &data)?;
+                println!(
+                    "App Store simulator at http://{addr} (sandbox at /sandbox; bundle {}, API key {}, issuer {}); \
+                     the app, its private key and products at /control/apple/app; controls at /control/apple",
+                    boxoffice::sim::APPLE_BUNDLE_ID,
+                    boxoffice::sim::APPLE_KEY_ID,
+                    boxoffice::sim::APPLE_ISSUER_ID
+                );
+                Server::new(TcpListener::bind(addr))
+                    .run_with_graceful_shutdown(
+                        routes.map_to_response(),
+                        async {
+                            let _ = tokio::signal::ctrl_c().await;
+                        },
+                        None,
+                    )
+                    .await?;
+                background.abort();
             }
         },
         Command::Openapi { out } => {

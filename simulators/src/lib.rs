@@ -5,6 +5,7 @@
 //! reads time only from the host's clock ([`clock::Now`]), and has a small control
 //! surface that plays the human or the store.
 
+pub mod apple;
 pub mod clock;
 pub mod google;
 pub mod sso;

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::{run_command, sdk_check, start_simulator_mode, workspace_root};
 
-const KNOWN: [&str; 2] = ["cognito", "stripe"];
+const KNOWN: [&str; 3] = ["cognito", "stripe", "apple"];
 
 /// Creates (once) the virtualenv with the pinned SDKs and returns its interpreter.
 fn virtualenv() -> anyhow::Result<PathBuf> {
@@ -64,6 +64,16 @@ pub async fn run(which: &[String]) -> anyhow::Result<()> {
             )
             .context("sdk-check stripe")?;
             println!("sdk-check stripe: ok");
+        }
+        if wanted.iter().any(|name| name == "apple") {
+            sdk_check::apple(
+                &python,
+                &config.urls.sim_apple,
+                &config.urls.sim_control,
+                &config.urls.sim_clock,
+            )
+            .context("sdk-check apple")?;
+            println!("sdk-check apple: ok");
         }
         Ok(())
     })

@@ -67,3 +67,37 @@ pub fn stripe(
     }
     Ok(())
 }
+
+/// Apple's `app-store-server-library` against the App Store simulator, unchanged but for the
+/// API client's base URL: a purchase made through the control surface
+/// (`{control_url}/apple/purchases`), its signed transaction and renewal info verified by a
+/// `SignedDataVerifier` that trusts only the simulator's root (`enable_online_checks=False`),
+/// then read back with an `AppStoreServerAPIClient` signing with the simulator's in-app
+/// purchase key (`get_transaction_info`, `get_all_subscription_statuses`,
+/// `get_transaction_history` v1 and v2, a test notification and its status) and verified
+/// again; an unknown transaction raising `APIException` 4040010, a malformed one 4000006, a
+/// foreign key 401; a tampered JWS refused; a production purchase accepted by a production
+/// verifier (with `app_apple_id`) and refused by a sandbox one; `verifyReceipt` statuses; and
+/// notifications received by a local HTTP server (`SUBSCRIBED`, `TEST`, and `DID_RENEW`
+/// after moving the clock at `clock_url`) verified with `verify_and_decode_notification`.
+/// Progress goes to this process's output; a failed step fails with the script's message
+/// above it.
+pub fn apple(
+    python: &Path,
+    apple_url: &str,
+    control_url: &str,
+    clock_url: &str,
+) -> anyhow::Result<()> {
+    let script = script("apple_check.py");
+    let status = Command::new(python)
+        .arg(&script)
+        .args(["--apple-url", apple_url])
+        .args(["--control-url", control_url])
+        .args(["--clock-url", clock_url])
+        .status()
+        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!("the app-store-server-library check against {apple_url} failed ({status})");
+    }
+    Ok(())
+}

@@ -1,11 +1,17 @@
 //! Simulator mode: the server, every simulator and the control surface in one process, on
 //! an embedded SQLite file, with a seeded catalogue, test users and the virtual clock.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use boxoffice_simulators::apple::{
+    AppleConfig, AppleProduct, AppleSimulator, DEFAULT_GRACE_PERIOD, InAppPurchaseKey,
+    NotificationUrls, SubscriptionPeriod,
+};
 use boxoffice_simulators::sso::{SeedUser, SsoConfig, SsoSigning, SsoSimulator};
 use boxoffice_simulators::stripe::{StripeConfig, StripeSimulator};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -16,7 +22,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::cloudpay::CloudPaySettings;
 use crate::api::sim_control::{
-    BaseUrls, ControlApi, Fixtures, SimulatorConfig, SsoDetails, StripeDetails, TestUser,
+    AppleDetails, BaseUrls, ClockMoveHook, ControlApi, Fixtures, SimulatorConfig, SsoDetails,
+    StripeDetails, TestUser,
 };
 use crate::app;
 use crate::clock::{Clock, VirtualClock};
@@ -36,6 +43,18 @@ pub const REGION: &str = "eu-west-1";
 pub const APP_CLIENT_ID: &str = "4c2b9s1d7f0g3h5j6k8l9m0n1p";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_boxofficesimulator";
 pub const STRIPE_PUBLISHABLE_KEY: &str = "pk_test_boxofficesimulator";
+/// The simulated App Store app.
+pub const APPLE_BUNDLE_ID: &str = "com.boxoffice.app";
+pub const APPLE_APP_APPLE_ID: i64 = 6_450_000_001;
+/// The in-app purchase key of the App Store Server API: its id (`kid`) and the team's
+/// issuer id (`iss`). The key itself is generated once and kept in the data directory.
+pub const APPLE_KEY_ID: &str = "BOXOFFICE1";
+pub const APPLE_ISSUER_ID: &str = "6f5b1c3e-8a2d-4e7f-9b10-2c4d6e8f0a1b";
+/// `verifyReceipt`'s shared secret.
+pub const APPLE_SHARED_SECRET: &str = "b0c5a1e8f3d24a7c9e6b1f0d8a3c5e72";
+/// The app's auto-renewable subscriptions (one subscription group).
+pub const APPLE_MONTHLY_PRODUCT_ID: &str = "com.boxoffice.app.mobile.monthly";
+pub const APPLE_ANNUAL_PRODUCT_ID: &str = "com.boxoffice.app.mobile.annual";
 /// The `x-api-key` of discount sync in simulator mode.
 pub const DISCOUNT_SYNC_API_KEY: &str = "sim-discount-sync-key";
 
@@ -68,6 +87,8 @@ pub enum SimError {
     Sso(String),
     #[error("Stripe simulator: {0}")]
     Stripe(String),
+    #[error("Apple simulator: {0}")]
+    Apple(String),
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +123,8 @@ pub struct SimServer {
     pub clock: Arc<VirtualClock>,
     pub core: Arc<Core>,
     server: JoinHandle<std::io::Result<()>>,
-    /// The Stripe simulator's webhook deliveries and the server's billing clock.
+    /// The Stripe simulator's webhook deliveries, the App Store simulator's renewals and
+    /// notifications, and the server's billing clock.
     background: Vec<JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -112,12 +134,14 @@ struct Assembly {
     config: SimulatorConfig,
     core: Arc<Core>,
     stripe: StripeSimulator,
+    apple: AppleSimulator,
     control_document: String,
 }
 
 fn simulator_config(
     base_url: &str,
     sso: &SsoSimulator,
+    apple: &AppleSimulator,
     options: &SimOptions,
     catalogue: &CatalogueConfig,
     webhook_secret: &str,
@@ -143,6 +167,8 @@ fn simulator_config(
             cloudpay_docs: format!("{base_url}/cloudpay/docs"),
             sim_sso: format!("{base_url}/sim/sso"),
             sim_stripe: format!("{base_url}/sim/stripe"),
+            sim_apple: format!("{base_url}/sim/apple"),
+            sim_apple_sandbox: format!("{base_url}/sim/apple/sandbox"),
             sim_control: format!("{base_url}/sim/control"),
             sim_control_docs: format!("{base_url}/sim/control/docs"),
             sim_clock: format!("{base_url}/sim/clock"),
@@ -166,6 +192,7 @@ fn simulator_config(
             secret_key: STRIPE_SECRET_KEY.into(),
             webhook_secret: webhook_secret.to_owned(),
         },
+        apple: apple_details(apple),
         device_limit: options.device_limit,
         test_users: TEST_USERS
             .iter()
@@ -256,6 +283,16 @@ async fn assemble(
         )
         .map_err(|error| SimError::Stripe(error.to_string()))?
         .secret;
+    let apple_clock = clock.clone();
+    let apple = apple_simulator(
+        format!("{base_url}/sim/apple"),
+        &options.data_dir.join("apple"),
+        NotificationUrls {
+            production: Some(format!("{base_url}/webhooks/apple")),
+            sandbox: Some(format!("{base_url}/webhooks/apple")),
+        },
+        Arc::new(move || apple_clock.now()),
+    )?;
     let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     let payments = PaymentSettings {
         stripe: Some(StripeClient::new(StripeSettings {
@@ -296,25 +333,33 @@ async fn assemble(
     core.seed_catalogue(&catalogue.to_seed()?).await?;
     core.seed_discounts().await?;
 
-    let config = simulator_config(base_url, &sso, options, &catalogue, &webhook_secret);
+    let config = simulator_config(base_url, &sso, &apple, options, &catalogue, &webhook_secret);
     let cloudpay = CloudPaySettings {
         public_url: format!("{base_url}/cloudpay"),
         redirect_hosts: vec!["127.0.0.1".into(), "localhost".into()],
         default_country: Country::parse("GB").expect("GB is a country"),
     };
+    let settling_apple = apple.clone();
+    let settle_apple: ClockMoveHook = Arc::new(move || {
+        let apple = settling_apple.clone();
+        Box::pin(async move {
+            apple.settle().await;
+        }) as Pin<Box<dyn Future<Output = ()> + Send>>
+    });
     let control = OpenApiService::new(
         (
-            ControlApi::new(clock, config.clone(), core.clone()),
+            ControlApi::new(clock, config.clone(), core.clone()).on_clock_move(settle_apple),
             sso.control_api(),
             stripe.control_api(),
+            apple.control_api(),
         ),
         "boxoffice simulator control",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Simulator mode's control surface: its configuration (base URLs, SSO pool and client, \
-         test users), the virtual clock, and each simulator's controls to play the customer, \
-         the store or the identity provider.",
+         test users, the App Store app and its keys), the virtual clock, and each simulator's \
+         controls to play the customer, the store or the identity provider.",
     )
     .server(format!("{base_url}/sim"));
     let control_document = control.spec();
@@ -325,12 +370,14 @@ async fn assemble(
     let routes = app::server_routes(core.clone(), base_url, cloudpay)
         .nest("/sim/sso", sso.endpoint())
         .nest("/sim/stripe", stripe.endpoint())
+        .nest("/sim/apple", apple.endpoint())
         .nest("/sim", control_routes);
     Ok(Assembly {
         routes,
         config,
         core,
         stripe,
+        apple,
         control_document,
     })
 }
@@ -371,6 +418,7 @@ impl SimServer {
         });
         let background = vec![
             assembly.stripe.spawn_delivery_loop(),
+            assembly.apple.spawn_background_loop(),
             crate::core::spawn_billing_loop(assembly.core.clone(), Duration::from_secs(1)),
         ];
         Ok(SimServer {
@@ -440,6 +488,11 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
             "sim-stripe.json",
             boxoffice_simulators::stripe::openapi_json(&format!("{base_url}/sim/stripe")),
         ),
+        (
+            "sim-apple.json",
+            boxoffice_simulators::apple::openapi_json(&format!("{base_url}/sim/apple"))
+                .map_err(|error| SimError::Apple(error.to_string()))?,
+        ),
         ("sim-control.json", assembly.control_document),
         (
             "webhooks.json",
@@ -485,6 +538,126 @@ pub fn standalone_stripe(addr: &str) -> Result<(Route, JoinHandle<()>), SimError
         .nest_no_strip("/control/stripe", control)
         .nest("/", stripe.endpoint());
     Ok((routes, deliveries))
+}
+
+/// The App Store simulator's app: its subscriptions, in one group.
+fn apple_products() -> Vec<AppleProduct> {
+    vec![
+        AppleProduct {
+            product_id: APPLE_MONTHLY_PRODUCT_ID.into(),
+            subscription_group: "boxoffice.mobile".into(),
+            period: SubscriptionPeriod::Months(1),
+            price_milliunits: 7_990,
+            currency: "GBP".into(),
+        },
+        AppleProduct {
+            product_id: APPLE_ANNUAL_PRODUCT_ID.into(),
+            subscription_group: "boxoffice.mobile".into(),
+            period: SubscriptionPeriod::Months(12),
+            price_milliunits: 79_990,
+            currency: "GBP".into(),
+        },
+    ]
+}
+
+/// The simulated App Store, its certificates and in-app purchase key kept in `data_dir`
+/// (so the root certificate and the key clients were given survive a restart).
+fn apple_simulator(
+    public_base_url: String,
+    data_dir: &std::path::Path,
+    notification_urls: NotificationUrls,
+    now: boxoffice_simulators::clock::Now,
+) -> Result<AppleSimulator, SimError> {
+    let failed =
+        |error: boxoffice_simulators::apple::AppleError| SimError::Apple(error.to_string());
+    let key = InAppPurchaseKey::load_or_generate(
+        &data_dir.join(format!("SubscriptionKey_{APPLE_KEY_ID}.p8")),
+        APPLE_KEY_ID,
+        APPLE_ISSUER_ID,
+    )
+    .map_err(failed)?;
+    AppleSimulator::new(
+        AppleConfig {
+            public_base_url,
+            bundle_id: APPLE_BUNDLE_ID.into(),
+            app_apple_id: APPLE_APP_APPLE_ID,
+            bundle_version: "1.0".into(),
+            shared_secret: APPLE_SHARED_SECRET.into(),
+            api_keys: vec![key],
+            products: apple_products(),
+            notification_urls,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            storefront: "GBR".into(),
+            storefront_id: "143444".into(),
+            data_dir: Some(data_dir.to_owned()),
+        },
+        now,
+    )
+    .map_err(failed)
+}
+
+/// What `/sim/control/config` says about the simulated App Store.
+fn apple_details(apple: &AppleSimulator) -> AppleDetails {
+    let config = apple.config();
+    let base = &config.public_base_url;
+    let key = config.api_keys.first();
+    AppleDetails {
+        bundle_id: config.bundle_id.clone(),
+        app_apple_id: config.app_apple_id,
+        key_id: key.map(|key| key.key_id.clone()).unwrap_or_default(),
+        issuer_id: key.map(|key| key.issuer_id.clone()).unwrap_or_default(),
+        private_key_pem: key
+            .and_then(|key| key.private_key_pem.clone())
+            .unwrap_or_default(),
+        shared_secret: config.shared_secret.clone(),
+        production_url: base.clone(),
+        sandbox_url: format!("{base}/sandbox"),
+        verify_receipt_url: format!("{base}/verifyReceipt"),
+        sandbox_verify_receipt_url: format!("{base}/sandbox/verifyReceipt"),
+        root_certificate_url: format!("{base}/root.cer"),
+        root_certificate_pem_url: format!("{base}/root.pem"),
+        notification_url: config
+            .notification_urls
+            .production
+            .clone()
+            .unwrap_or_default(),
+        sandbox_notification_url: config.notification_urls.sandbox.clone().unwrap_or_default(),
+        product_ids: config
+            .products
+            .iter()
+            .map(|product| product.product_id.clone())
+            .collect(),
+    }
+}
+
+/// The App Store simulator alone (for `boxoffice simulator apple`), on the system clock:
+/// production at the root of its port, the sandbox at `/sandbox`, its controls under
+/// `/control/apple` (the app, its key and products at `/control/apple/app`), no notification
+/// URL until one is set there; with the task that renews and sends notifications (abort it
+/// to stop).
+pub fn standalone_apple(
+    addr: &str,
+    data_dir: &std::path::Path,
+) -> Result<(Route, JoinHandle<()>), SimError> {
+    let apple = apple_simulator(
+        format!("http://{addr}"),
+        &data_dir.join("apple"),
+        NotificationUrls::default(),
+        Arc::new(chrono::Utc::now),
+    )?;
+    let background = apple.spawn_background_loop();
+    let control = OpenApiService::new(
+        apple.control_api(),
+        "App Store simulator control",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(format!("http://{addr}"));
+    let routes = Route::new()
+        .at("/control/openapi.json", control.spec_endpoint())
+        .nest("/control/docs", control.swagger_ui())
+        .nest_no_strip("/control/apple", control)
+        .nest("/", apple.endpoint());
+    Ok((routes, background))
 }
 
 /// The simulated Cognito user pool with the test users in it.
@@ -559,6 +732,7 @@ pub fn banner(config: &SimulatorConfig) -> String {
          \n  CloudPay API       {cloudpay}   (docs: {cloudpay_docs})\
          \n  SSO (Cognito)      {sso}   user pool {pool}, app client {client}, region {region}\
          \n  Stripe             {stripe}   keys {publishable} / {secret}\
+         \n  App Store          {apple}   bundle {bundle}, API key {key_id} (issuer {issuer}), sandbox at {apple_sandbox}\
          \n  control surface    {control}   (docs: {control_docs})\
          \n  virtual clock      {clock}\
          \n  health             {healthz}\
@@ -574,6 +748,11 @@ pub fn banner(config: &SimulatorConfig) -> String {
         stripe = config.urls.sim_stripe,
         publishable = config.stripe.publishable_key,
         secret = config.stripe.secret_key,
+        apple = config.urls.sim_apple,
+        apple_sandbox = config.urls.sim_apple_sandbox,
+        bundle = config.apple.bundle_id,
+        key_id = config.apple.key_id,
+        issuer = config.apple.issuer_id,
         control = config.urls.sim_control,
         control_docs = config.urls.sim_control_docs,
         clock = config.urls.sim_clock,

@@ -2,6 +2,8 @@
 //! (`/sim/control/config`) and the virtual clock (`/sim/clock`). Documented, with each
 //! simulator's own control operations, in `openapi/sim-control.json`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -83,6 +85,12 @@ pub struct BaseUrls {
     pub sim_sso: String,
     /// The Stripe simulator: point a Stripe client's API base here.
     pub sim_stripe: String,
+    /// The App Store simulator in production: the App Store Server API
+    /// (`api.storekit.itunes.apple.com`) and `verifyReceipt` (`buy.itunes.apple.com`).
+    pub sim_apple: String,
+    /// The App Store simulator's sandbox (`api.storekit-sandbox.itunes.apple.com`,
+    /// `sandbox.itunes.apple.com`).
+    pub sim_apple_sandbox: String,
     pub sim_control: String,
     pub sim_control_docs: String,
     pub sim_clock: String,
@@ -114,6 +122,41 @@ pub struct StripeDetails {
     /// The signing secret of the server's `/webhooks/stripe` endpoint at the simulator
     /// (`whsec_…`), to sign test events.
     pub webhook_secret: String,
+}
+
+/// The simulated App Store app: what the server (or an App Store client library) needs to
+/// call the App Store Server API and verify what it signs.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AppleDetails {
+    pub bundle_id: String,
+    /// `appAppleId` (production only).
+    pub app_apple_id: i64,
+    /// The in-app purchase key's id: the `kid` of App Store Server API tokens.
+    pub key_id: String,
+    /// The `iss` of App Store Server API tokens.
+    pub issuer_id: String,
+    /// The in-app purchase key (PKCS#8 PEM, what App Store Connect's `.p8` file holds), to
+    /// sign App Store Server API tokens with.
+    pub private_key_pem: String,
+    /// `verifyReceipt`'s `password`.
+    pub shared_secret: String,
+    /// The App Store Server API in production.
+    pub production_url: String,
+    /// The App Store Server API in the sandbox.
+    pub sandbox_url: String,
+    pub verify_receipt_url: String,
+    pub sandbox_verify_receipt_url: String,
+    /// The root certificate (DER) that the simulator's signed data chains to: trust it in
+    /// place of Apple's root CA.
+    pub root_certificate_url: String,
+    pub root_certificate_pem_url: String,
+    /// Where production notifications go.
+    pub notification_url: String,
+    /// Where sandbox notifications go.
+    pub sandbox_notification_url: String,
+    /// The auto-renewable subscriptions the app sells.
+    pub product_ids: Vec<String>,
 }
 
 /// A seeded user, ready to sign in.
@@ -154,6 +197,7 @@ pub struct SimulatorConfig {
     pub urls: BaseUrls,
     pub sso: SsoDetails,
     pub stripe: StripeDetails,
+    pub apple: AppleDetails,
     /// Concurrent sessions allowed per customer.
     pub device_limit: u32,
     pub test_users: Vec<TestUser>,
@@ -172,6 +216,8 @@ impl Example for SimulatorConfig {
                 cloudpay_docs: format!("{base}/cloudpay/docs"),
                 sim_sso: format!("{base}/sim/sso"),
                 sim_stripe: format!("{base}/sim/stripe"),
+                sim_apple: format!("{base}/sim/apple"),
+                sim_apple_sandbox: format!("{base}/sim/apple/sandbox"),
                 sim_control: format!("{base}/sim/control"),
                 sim_control_docs: format!("{base}/sim/control/docs"),
                 sim_clock: format!("{base}/sim/clock"),
@@ -189,6 +235,27 @@ impl Example for SimulatorConfig {
                 publishable_key: "pk_test_boxofficesimulator".into(),
                 secret_key: "sk_test_boxofficesimulator".into(),
                 webhook_secret: "whsec_boxofficesimulator".into(),
+            },
+            apple: AppleDetails {
+                bundle_id: "com.boxoffice.app".into(),
+                app_apple_id: 6_450_000_001,
+                key_id: "BOXOFFICE1".into(),
+                issuer_id: "6f5b1c3e-8a2d-4e7f-9b10-2c4d6e8f0a1b".into(),
+                private_key_pem: "-----BEGIN PRIVATE KEY-----\n…\n-----END PRIVATE KEY-----\n"
+                    .into(),
+                shared_secret: "b0c5a1e8f3d24a7c9e6b1f0d8a3c5e72".into(),
+                production_url: format!("{base}/sim/apple"),
+                sandbox_url: format!("{base}/sim/apple/sandbox"),
+                verify_receipt_url: format!("{base}/sim/apple/verifyReceipt"),
+                sandbox_verify_receipt_url: format!("{base}/sim/apple/sandbox/verifyReceipt"),
+                root_certificate_url: format!("{base}/sim/apple/root.cer"),
+                root_certificate_pem_url: format!("{base}/sim/apple/root.pem"),
+                notification_url: format!("{base}/webhooks/apple"),
+                sandbox_notification_url: format!("{base}/webhooks/apple"),
+                product_ids: vec![
+                    "com.boxoffice.app.mobile.monthly".into(),
+                    "com.boxoffice.app.mobile.annual".into(),
+                ],
             },
             device_limit: 3,
             test_users: vec![TestUser {
@@ -302,10 +369,15 @@ pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
     (seconds <= 1000 * 366 * 86_400).then(|| chrono::Duration::seconds(seconds))
 }
 
+/// What a simulator does when the virtual clock moves (e.g. the App Store's renewals that
+/// fell due, and their notifications), awaited before the move is answered.
+pub type ClockMoveHook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 pub struct ControlApi {
     clock: Arc<VirtualClock>,
     config: SimulatorConfig,
     core: Arc<Core>,
+    clock_move_hooks: Vec<ClockMoveHook>,
 }
 
 impl ControlApi {
@@ -314,7 +386,14 @@ impl ControlApi {
             clock,
             config,
             core,
+            clock_move_hooks: Vec::new(),
         }
+    }
+
+    /// Runs `hook` after every move of the clock, before the server's own billing.
+    pub fn on_clock_move(mut self, hook: ClockMoveHook) -> Self {
+        self.clock_move_hooks.push(hook);
+        self
     }
 
     fn reading(&self) -> ClockReading {
@@ -426,7 +505,11 @@ impl ControlApi {
         match moved {
             Ok(_) => {
                 // Whatever fell due in the skipped time is settled before answering, so the
-                // caller sees renewals, retries and expiries at once.
+                // caller sees renewals, retries and expiries at once: the simulators' first
+                // (a store's renewal is told to the server), then the server's billing.
+                for hook in &self.clock_move_hooks {
+                    hook().await;
+                }
                 let mut reading = self.reading();
                 match self.core.run_due_billing().await {
                     Ok(report) => {
