@@ -5,8 +5,10 @@
 //! reads time only from the host's clock ([`clock::Now`]), and has a small control
 //! surface that plays the human or the store.
 
+pub mod amazon;
 pub mod apple;
 pub mod clock;
 pub mod google;
+pub mod roku;
 pub mod sso;
 pub mod stripe;

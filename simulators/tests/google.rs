@@ -1162,36 +1162,3 @@ async fn the_document_has_googles_paths() {
         "http://127.0.0.1:8080/sim/google"
     );
 }
-
-// ------------------------------------------------------------------ the Python SDK check
-
-/// Serves a simulator for `xtask/sdk-check/google_check.py` until killed, mounted as
-/// simulator mode mounts it (the API at `/sim/google`, the controls at
-/// `/sim/control/google`) on `GOOGLE_SIM_ADDR` (default `127.0.0.1:18095`), on the
-/// machine's clock (google-auth signs its assertions with it), with the delivery loop:
-///
-/// ```text
-/// cargo test -p boxoffice-simulators --test google -- --ignored --nocapture serve_for_the_sdk_check &
-/// python xtask/sdk-check/google_check.py --api-endpoint http://127.0.0.1:18095/sim/google
-/// ```
-#[tokio::test]
-#[ignore = "serves until killed, for running the Python SDK check by hand"]
-async fn serve_for_the_sdk_check() {
-    let address = std::env::var("GOOGLE_SIM_ADDR").unwrap_or_else(|_| "127.0.0.1:18095".into());
-    let base = format!("http://{address}");
-    let simulator = GoogleSimulator::new(
-        config(format!("{base}/sim/google")),
-        Arc::new(chrono::Utc::now),
-    )
-    .expect("simulator");
-    let _deliveries = simulator.spawn_delivery_loop();
-    let control = OpenApiService::new(simulator.control_api(), "control", "1");
-    let app = Route::new()
-        .nest("/sim/google", simulator.endpoint())
-        .nest("/sim", control);
-    println!("Google Play simulator at {base}/sim/google, controls at {base}/sim/control/google");
-    Server::new(TcpListener::bind(address))
-        .run(app)
-        .await
-        .expect("serve");
-}

@@ -20,6 +20,10 @@ pub const BACKGROUND_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the server has to answer an attempt before it counts as timed out.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Notifications in flight at once: a sender's bounded connection pool, so that a burst
+/// (every renewal of a clock move) queues here instead of timing out at a busy receiver.
+const MAX_CONCURRENT_SENDS: usize = 32;
+
 /// How much of the server's answer is kept with the attempt.
 const RESPONSE_BODY_LIMIT: usize = 1000;
 
@@ -195,8 +199,8 @@ impl AppleSimulator {
         })
     }
 
-    /// Sends claimed notifications concurrently in a task of their own, so that they are
-    /// recorded even if whoever waits for them goes away.
+    /// Sends claimed notifications, at most [`MAX_CONCURRENT_SENDS`] at a time, in a task
+    /// of their own, so that they are recorded even if whoever waits for them goes away.
     fn start_sending(
         &self,
         due: Vec<OutgoingNotification>,
@@ -205,12 +209,18 @@ impl AppleSimulator {
         tokio::spawn(async move {
             let client = simulator.inner.http.get_or_init(http_client).clone();
             let mut sending = JoinSet::new();
-            for (index, notification) in due.iter().cloned().enumerate() {
-                let client = client.clone();
-                sending.spawn(async move { (index, post(client, &notification).await) });
-            }
+            let mut queue = due.iter().cloned().enumerate();
             let mut results: Vec<Option<AttemptResult>> = vec![None; due.len()];
-            while let Some(joined) = sending.join_next().await {
+            loop {
+                while sending.len() < MAX_CONCURRENT_SENDS
+                    && let Some((index, notification)) = queue.next()
+                {
+                    let client = client.clone();
+                    sending.spawn(async move { (index, post(client, &notification).await) });
+                }
+                let Some(joined) = sending.join_next().await else {
+                    break;
+                };
                 if let Ok((index, result)) = joined
                     && let Some(slot) = results.get_mut(index)
                 {

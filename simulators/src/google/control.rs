@@ -831,6 +831,36 @@ impl SimGoogleControlApi {
         Json(NotificationLog { messages })
     }
 
+    /// Push a notification again
+    ///
+    /// What Pub/Sub does when it is not sure a push was received: the same message (same
+    /// `messageId`, same data) is pushed again now, whatever became of it before. For
+    /// checking that a receiver ignores what it has already processed. 404 for a message
+    /// the simulator does not have (or no longer keeps), or when there is no push
+    /// subscription.
+    #[oai(
+        path = "/notifications/:messageId/redeliver",
+        method = "post",
+        operation_id = "redeliverGoogleNotification"
+    )]
+    async fn redeliver(
+        &self,
+        #[oai(name = "messageId")] message_id: Path<String>,
+    ) -> ControlResponse<NotificationMessage> {
+        let now = self.simulator.now();
+        if !self.simulator.lock().outbox.redeliver(&message_id, now) {
+            return Err(Refusal::UnknownPurchase).into();
+        }
+        self.simulator.deliver_due().await;
+        let state = self.simulator.lock();
+        state
+            .outbox
+            .message(&message_id)
+            .cloned()
+            .ok_or(Refusal::UnknownPurchase)
+            .into()
+    }
+
     /// Push the notifications due now
     ///
     /// Settles what fell due on the simulator's clock, then pushes every message due (new

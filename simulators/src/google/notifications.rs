@@ -526,6 +526,32 @@ impl Outbox {
         claimed
     }
 
+    /// Makes a message due again now, as Pub/Sub redelivers what it is not sure was
+    /// received: the same message id and body. `false` when there is no such message (or it
+    /// was forgotten), no push subscription, or it is being pushed right now.
+    pub fn redeliver(&mut self, message_id: &str, now: DateTime<Utc>) -> bool {
+        if self.target.is_none() {
+            return false;
+        }
+        let Some(&serial) = self.by_id.get(message_id) else {
+            return false;
+        };
+        let Some(message) = self.messages.get_mut(&serial) else {
+            return false;
+        };
+        if message.state == PushState::InFlight {
+            return false;
+        }
+        if let Some(at) = message.next_attempt_at {
+            self.due.remove(&(at, serial));
+        }
+        message.state = PushState::Pending;
+        message.next_attempt_at = Some(now);
+        self.due.insert((now, serial));
+        self.settled.retain(|settled| *settled != serial);
+        true
+    }
+
     /// Whether any of these messages is being pushed.
     pub fn any_in_flight(&self, ids: &[String]) -> bool {
         ids.iter()

@@ -1,0 +1,224 @@
+//! Delivering SNS messages over HTTP: what [`super::notifications`] hands out as due is
+//! POSTed as SNS POSTs to an HTTP(S) subscriber — the signed JSON as `text/plain;
+//! charset=UTF-8`, with `x-amz-sns-message-type`, `x-amz-sns-message-id`,
+//! `x-amz-sns-topic-arn` and (but for a `SubscriptionConfirmation`)
+//! `x-amz-sns-subscription-arn` — and each answer recorded, without ever holding the state's
+//! lock across a request.
+
+use std::time::Duration;
+
+use poem_openapi::Object;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::MissedTickBehavior;
+
+use super::AmazonSimulator;
+use super::notifications::{AttemptResult, DeliveryAttempt, Due, Outgoing};
+
+/// How often, in real time, the delivery loop settles what fell due and delivers what is
+/// owed.
+pub const DELIVERY_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long an endpoint has to answer before SNS counts the attempt as failed.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How much of an endpoint's answer is kept with the attempt.
+const RESPONSE_BODY_LIMIT: usize = 1000;
+
+/// At most this many deliveries are in flight at once.
+const MAX_CONCURRENT_DELIVERIES: usize = 32;
+
+/// How long to wait for someone else's attempt at a message we need attempted; past the
+/// attempt timeout, so only a lost attempt is given up on.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(20);
+
+const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
+
+/// The attempts one round of deliveries made.
+#[derive(Object, Debug, Clone, Default, PartialEq)]
+#[oai(rename = "AmazonDeliveryReport")]
+pub struct AmazonDeliveryReport {
+    /// In the order the messages were published.
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+/// The client messages are sent with: no proxy (endpoints are local more often than not),
+/// no redirects (SNS follows none), a timeout per attempt.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ATTEMPT_TIMEOUT)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|error| error_chain(&error))
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn failed(error: String) -> AttemptResult {
+    AttemptResult {
+        error: Some(error),
+        ..AttemptResult::default()
+    }
+}
+
+async fn post(client: &reqwest::Client, message: &Outgoing) -> AttemptResult {
+    let mut request = client
+        .post(&message.endpoint)
+        .header("content-type", "text/plain; charset=UTF-8")
+        .header("x-amz-sns-message-type", &message.message_type)
+        .header("x-amz-sns-message-id", &message.message_id)
+        .header("x-amz-sns-topic-arn", &message.topic_arn)
+        .body(message.body.clone());
+    if message.message_type != "SubscriptionConfirmation" {
+        request = request.header("x-amz-sns-subscription-arn", &message.subscription_arn);
+    }
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return failed(error_chain(&error)),
+    };
+    let status_code = Some(response.status().as_u16());
+    let mut body = Vec::new();
+    let mut error = None;
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(failure) => {
+                error = Some(error_chain(&failure));
+                break;
+            }
+        }
+    }
+    let text: String = String::from_utf8_lossy(&body)
+        .chars()
+        .take(RESPONSE_BODY_LIMIT)
+        .collect();
+    AttemptResult {
+        status_code,
+        error,
+        response_body: Some(text).filter(|text| !text.is_empty()),
+    }
+}
+
+impl AmazonSimulator {
+    /// Settles what fell due by the host's `Now`, then delivers every message due and
+    /// records each answer: the attempts made. A message already being delivered (by a
+    /// concurrent call) is left to that call.
+    pub async fn deliver_due(&self) -> AmazonDeliveryReport {
+        let ((), _) = self.with_state(|_, _| ());
+        let due = self.claim(Due::All);
+        AmazonDeliveryReport {
+            attempts: self.start_delivering(due).await.unwrap_or_default(),
+        }
+    }
+
+    /// Runs [`AmazonSimulator::deliver_due`] every [`DELIVERY_POLL_INTERVAL`] of real time
+    /// until the task is aborted, each round's deliveries in a task of their own so that a
+    /// slow endpoint does not hold up the next. Aborting stops new rounds; deliveries under
+    /// way finish and are recorded. Call it within a Tokio runtime; the task keeps the
+    /// simulator alive until aborted.
+    pub fn spawn_delivery_loop(&self) -> JoinHandle<()> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(DELIVERY_POLL_INTERVAL);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let ((), _) = simulator.with_state(|_, _| ());
+                let due = simulator.claim(Due::All);
+                if !due.is_empty() {
+                    drop(simulator.start_delivering(due));
+                }
+            }
+        })
+    }
+
+    /// Makes the first attempt of these messages (or waits for one being made elsewhere), so
+    /// that whoever caused them can answer knowing the endpoint was tried: the attempts this
+    /// call made.
+    pub(crate) async fn deliver_caused(&self, message_ids: &[String]) -> Vec<DeliveryAttempt> {
+        let mut attempts = Vec::new();
+        if message_ids.is_empty() {
+            return attempts;
+        }
+        loop {
+            let finished = self.inner.delivery_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let due = self.claim(Due::FirstAttemptsOf(message_ids));
+            let in_flight = self.lock().topic.any_in_flight(message_ids);
+            if !due.is_empty() {
+                attempts.extend(self.start_delivering(due).await.unwrap_or_default());
+            } else if !in_flight
+                || tokio::time::timeout(IN_FLIGHT_WAIT, finished)
+                    .await
+                    .is_err()
+            {
+                return attempts;
+            }
+        }
+    }
+
+    fn claim(&self, wanted: Due<'_>) -> Vec<Outgoing> {
+        let now = self.now();
+        self.lock().topic.claim_due(now, wanted)
+    }
+
+    /// Sends claimed messages, at most [`MAX_CONCURRENT_DELIVERIES`] at a time, in a task of
+    /// their own, so that they are recorded even if whoever waits for them goes away.
+    fn start_delivering(&self, due: Vec<Outgoing>) -> JoinHandle<Vec<DeliveryAttempt>> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let client = simulator.inner.http.get_or_init(http_client).clone();
+            let mut results: Vec<Option<AttemptResult>> = vec![None; due.len()];
+            let mut sending = JoinSet::new();
+            let mut queue = due.iter().cloned().enumerate();
+            loop {
+                while sending.len() < MAX_CONCURRENT_DELIVERIES
+                    && let Some((index, message)) = queue.next()
+                {
+                    let client = client.clone();
+                    sending.spawn(async move {
+                        let result = match client {
+                            Ok(client) => post(&client, &message).await,
+                            Err(error) => failed(format!("no HTTP client: {error}")),
+                        };
+                        (index, result)
+                    });
+                }
+                let Some(joined) = sending.join_next().await else {
+                    break;
+                };
+                if let Ok((index, result)) = joined
+                    && let Some(slot) = results.get_mut(index)
+                {
+                    *slot = Some(result);
+                }
+            }
+            let attempts: Vec<DeliveryAttempt> = {
+                let mut state = simulator.lock();
+                due.iter()
+                    .zip(results)
+                    .map(|(message, result)| {
+                        let result =
+                            result.unwrap_or_else(|| failed("the attempt's task failed".into()));
+                        state.topic.complete(message, result)
+                    })
+                    .collect()
+            };
+            simulator.inner.delivery_finished.notify_waiters();
+            attempts
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! Pushing notifications over HTTP: what [`super::notifications`] hands out as due is
+//! POSTed as Roku Pay sends it — a secured push as a JWS signed with the simulator's key
+//! (Roku's claims, the message base64 in `x-Roku-message`), an unsecured one as the
+//! message's JSON — and each answer recorded, without ever holding the state's lock across
+//! a request.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, TimeDelta, Utc};
+use poem_openapi::Object;
+use serde::Serialize;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::MissedTickBehavior;
+
+use super::RokuSimulator;
+use super::notifications::{Due, OutgoingPush, PushAttempt, PushResult};
+
+/// How often, in real time, the delivery loop looks for pushes that are due.
+pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The `iss` of a secured push, as Roku's receiver sample requires it.
+pub const PUSH_ISSUER: &str = "Roku, Inc. urn:roku:apps:partner-service.roku.com";
+
+/// The `x-Roku-message-type` of a Roku Pay push notification.
+pub const PUSH_MESSAGE_TYPE: &str = "roku.rpay.push";
+
+/// The `x-Roku-message-encoding` of every push: the message's UTF-8 JSON in base64.
+pub const PUSH_MESSAGE_ENCODING: &str = "base64-utf8";
+
+/// A secured push's token expires this long after it is made (Roku: 24 hours)…
+pub const PUSH_TOKEN_LIFETIME: TimeDelta = TimeDelta::hours(24);
+
+/// …and is valid from this long before (Roku: one hour).
+pub const PUSH_TOKEN_NOT_BEFORE: TimeDelta = TimeDelta::hours(1);
+
+/// How long an endpoint has to answer (Roku: requests time out after 10 seconds).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of an endpoint's answer is kept with the attempt.
+const RESPONSE_BODY_LIMIT: usize = 1000;
+
+/// At most this many pushes are in flight at once.
+const MAX_CONCURRENT_PUSHES: usize = 32;
+
+/// How long to wait for someone else's push of a message we need pushed; past the push
+/// timeout, so only a lost push is given up on.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(15);
+
+/// The attempts one round of pushes made.
+#[derive(Object, Debug, Clone, Default, PartialEq)]
+#[oai(rename = "RokuPushReport")]
+pub struct RokuPushReport {
+    /// In the order the messages were published.
+    pub attempts: Vec<PushAttempt>,
+}
+
+/// The JWT claims of a secured push, as Roku documents them.
+#[derive(Serialize)]
+struct PushClaims<'a> {
+    iss: &'static str,
+    exp: i64,
+    nbf: i64,
+    #[serde(rename = "x-Roku-message")]
+    message: String,
+    #[serde(rename = "x-Roku-message-encoding")]
+    encoding: &'static str,
+    #[serde(rename = "x-Roku-message-key")]
+    key: &'a str,
+    #[serde(rename = "x-Roku-message-type")]
+    message_type: &'static str,
+}
+
+/// The client pushes are sent with: no proxy (endpoints are local more often than not), no
+/// redirects (Roku: a redirect fails the request), Roku's timeout.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PUSH_TIMEOUT)
+        .build()
+        .map_err(|error| error_chain(&error))
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn failed(error: String) -> PushResult {
+    PushResult {
+        error: Some(error),
+        ..PushResult::default()
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, content_type: &str, body: String) -> PushResult {
+    let request = client
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return failed(error_chain(&error)),
+    };
+    let status_code = Some(response.status().as_u16());
+    let mut body = Vec::new();
+    let mut error = None;
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(failure) => {
+                error = Some(error_chain(&failure));
+                break;
+            }
+        }
+    }
+    let text: String = String::from_utf8_lossy(&body)
+        .chars()
+        .take(RESPONSE_BODY_LIMIT)
+        .collect();
+    PushResult {
+        status_code,
+        error,
+        response_body: Some(text).filter(|text| !text.is_empty()),
+    }
+}
+
+impl RokuSimulator {
+    /// Settles what fell due by the host's `Now`, then pushes every message due and records
+    /// each answer: the attempts made. A message already being pushed (by a concurrent
+    /// call) is left to that call.
+    pub async fn deliver_due(&self) -> RokuPushReport {
+        let ((), _) = self.with_state(|_, _| ());
+        let now = self.now();
+        let due = self.lock().outbox.claim_due(now, Due::All);
+        RokuPushReport {
+            attempts: self.start_pushing(due).await.unwrap_or_default(),
+        }
+    }
+
+    /// Runs [`RokuSimulator::deliver_due`] every [`PUSH_POLL_INTERVAL`] of real time until
+    /// the task is aborted, each round in its own task so that a slow endpoint does not
+    /// hold up the next. Aborting stops new rounds; pushes under way finish and are
+    /// recorded. Call it within a Tokio runtime; the task keeps the simulator alive until
+    /// aborted.
+    pub fn spawn_delivery_loop(&self) -> JoinHandle<()> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(PUSH_POLL_INTERVAL);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let ((), _) = simulator.with_state(|_, _| ());
+                let now = simulator.now();
+                let due = simulator.lock().outbox.claim_due(now, Due::All);
+                if !due.is_empty() {
+                    drop(simulator.start_pushing(due));
+                }
+            }
+        })
+    }
+
+    /// Makes the first push of these messages (or waits for one being made elsewhere), so
+    /// that whoever caused them can answer knowing the endpoint was tried: the attempts
+    /// this call made.
+    pub(crate) async fn deliver_caused(&self, keys: &[String]) -> Vec<PushAttempt> {
+        let mut attempts = Vec::new();
+        if keys.is_empty() {
+            return attempts;
+        }
+        loop {
+            let finished = self.inner.push_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let (due, in_flight) = {
+                let now = self.now();
+                let mut state = self.lock();
+                let due = state.outbox.claim_due(now, Due::FirstPushesOf(keys));
+                (due, state.outbox.any_in_flight(keys))
+            };
+            if !due.is_empty() {
+                attempts.extend(self.start_pushing(due).await.unwrap_or_default());
+            } else if !in_flight
+                || tokio::time::timeout(IN_FLIGHT_WAIT, finished)
+                    .await
+                    .is_err()
+            {
+                return attempts;
+            }
+        }
+    }
+
+    /// The body of a secured push made at `at`: the JWS.
+    fn signed_body(&self, push: &OutgoingPush, at: DateTime<Utc>) -> Result<String, String> {
+        let key = self
+            .key()
+            .ok_or_else(|| "the simulator has no key to sign the push with".to_owned())?;
+        let claims = PushClaims {
+            iss: PUSH_ISSUER,
+            exp: (at + PUSH_TOKEN_LIFETIME).timestamp(),
+            nbf: (at - PUSH_TOKEN_NOT_BEFORE).timestamp(),
+            message: STANDARD.encode(push.json.as_bytes()),
+            encoding: PUSH_MESSAGE_ENCODING,
+            key: &push.message_key,
+            message_type: PUSH_MESSAGE_TYPE,
+        };
+        key.sign(&claims)
+            .map_err(|error| format!("cannot sign the push: {error}"))
+    }
+
+    /// Sends claimed pushes, at most [`MAX_CONCURRENT_PUSHES`] at a time, in a task of
+    /// their own, so that they are recorded even if whoever waits for them goes away.
+    fn start_pushing(&self, due: Vec<OutgoingPush>) -> JoinHandle<Vec<PushAttempt>> {
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            let client = simulator.inner.http.get_or_init(http_client).clone();
+            let mut results: Vec<Option<PushResult>> = vec![None; due.len()];
+            let mut pushing = JoinSet::new();
+            let mut queue = due.iter().cloned().enumerate();
+            loop {
+                while pushing.len() < MAX_CONCURRENT_PUSHES
+                    && let Some((index, push)) = queue.next()
+                {
+                    let client = client.clone();
+                    let body = if push.target.signed {
+                        simulator
+                            .signed_body(&push, push.attempted_at)
+                            .map(|jws| ("text/plain", jws))
+                    } else {
+                        Ok(("application/json", push.json.clone()))
+                    };
+                    pushing.spawn(async move {
+                        let result = match (client, body) {
+                            (Err(error), _) => failed(format!("no HTTP client: {error}")),
+                            (_, Err(error)) => failed(error),
+                            (Ok(client), Ok((content_type, body))) => {
+                                post(&client, &push.target.url, content_type, body).await
+                            }
+                        };
+                        (index, result)
+                    });
+                }
+                let Some(joined) = pushing.join_next().await else {
+                    break;
+                };
+                if let Ok((index, result)) = joined
+                    && let Some(slot) = results.get_mut(index)
+                {
+                    *slot = Some(result);
+                }
+            }
+            let attempts: Vec<PushAttempt> = {
+                let mut state = simulator.lock();
+                due.iter()
+                    .zip(results)
+                    .map(|(push, result)| {
+                        let result =
+                            result.unwrap_or_else(|| failed("the push's task failed".into()));
+                        state.outbox.complete(push, result)
+                    })
+                    .collect()
+            };
+            simulator.inner.push_finished.notify_waiters();
+            attempts
+        })
+    }
+}
