@@ -16,8 +16,12 @@ use crate::core::{
     CatalogueSeed, Country, IdentitySettings, PaymentSettings, PlaybackSettings, SessionSettings,
     StoreSettings,
 };
+use crate::providers::amazon::{
+    AWS_SNS_URL_PREFIX, AmazonClient, AmazonSettings, DEFAULT_NOTIFICATION_MAX_AGE,
+};
 use crate::providers::apple::{AppleClient, AppleSettings};
 use crate::providers::google::{GoogleClient, GoogleSettings};
+use crate::providers::roku::{RokuClient, RokuSettings};
 use crate::providers::sso::CognitoAppClient;
 use crate::providers::store::StoreEnvironment;
 use crate::providers::stripe::{StripeClient, StripeSettings};
@@ -59,6 +63,63 @@ pub struct ConfigFile {
     pub apple: Option<AppleConfig>,
     /// Google Play purchases; without this section `android` receipts are refused.
     pub google: Option<GoogleConfig>,
+    /// Roku Pay purchases; without this section `roku` receipts are refused.
+    pub roku: Option<RokuConfig>,
+    /// Amazon Appstore purchases; without this section `amazon` receipts are refused.
+    pub amazon: Option<AmazonConfig>,
+}
+
+/// The app's Amazon Appstore details: RVS's shared secret and the SNS topic its
+/// Real-time Notifications come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmazonConfig {
+    pub app_package_name: String,
+    pub shared_secret: String,
+    /// `["Production"]`; add `"Sandbox"` to accept App Tester purchases (RVS Cloud Sandbox).
+    #[serde(default = "default_apple_environments")]
+    pub environments: Vec<String>,
+    /// The SNS topic ARNs the Developer Console gave for Real-time Notifications.
+    pub sns_topic_arns: Vec<String>,
+    #[serde(default = "default_amazon_rvs_production")]
+    pub rvs_base_production: String,
+    #[serde(default = "default_amazon_rvs_sandbox")]
+    pub rvs_base_sandbox: String,
+}
+
+fn default_amazon_rvs_production() -> String {
+    crate::providers::amazon::AMAZON_RVS_PRODUCTION.into()
+}
+
+fn default_amazon_rvs_sandbox() -> String {
+    crate::providers::amazon::AMAZON_RVS_SANDBOX.into()
+}
+
+/// The developer's Roku Pay web services key, and how pushes are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RokuConfig {
+    pub partner_api_key: String,
+    /// The channels whose purchases count; empty for any of the developer's.
+    #[serde(default)]
+    pub channel_ids: Vec<String>,
+    #[serde(default = "default_roku_api_base")]
+    pub api_base: String,
+    /// The key set secured pushes are signed with (Roku's test key set while testing).
+    #[serde(default = "default_roku_jwks_url")]
+    pub push_jwks_url: String,
+    /// Take Roku's unsecured (JSON, unsigned) pushes too. Off by default: anyone could
+    /// send one.
+    #[serde(default)]
+    pub accept_unsigned_pushes: bool,
+}
+
+fn default_roku_api_base() -> String {
+    crate::providers::roku::ROKU_API_BASE.into()
+}
+
+fn default_roku_jwks_url() -> String {
+    crate::providers::roku::ROKU_PUSH_JWKS_URL.into()
 }
 
 /// The app's Google Play details and the service account that reads its purchases.
@@ -738,6 +799,35 @@ impl ConfigFile {
                 Some(google) => Some(
                     GoogleClient::new(google.to_settings()?)
                         .map_err(|error| ConfigError::Invalid(format!("google: {error}")))?,
+                ),
+                None => None,
+            },
+            amazon: match &self.amazon {
+                Some(amazon) => Some(
+                    AmazonClient::new(AmazonSettings {
+                        rvs_base_production: amazon.rvs_base_production.clone(),
+                        rvs_base_sandbox: amazon.rvs_base_sandbox.clone(),
+                        shared_secret: amazon.shared_secret.clone(),
+                        environments: environments_named(&amazon.environments, "amazon")?,
+                        app_package_name: amazon.app_package_name.clone(),
+                        sns_topic_arns: amazon.sns_topic_arns.clone(),
+                        sns_url_prefixes: vec![AWS_SNS_URL_PREFIX.into()],
+                        notification_max_age: DEFAULT_NOTIFICATION_MAX_AGE,
+                    })
+                    .map_err(|error| ConfigError::Invalid(format!("amazon: {error}")))?,
+                ),
+                None => None,
+            },
+            roku: match &self.roku {
+                Some(roku) => Some(
+                    RokuClient::new(RokuSettings {
+                        api_base: roku.api_base.clone(),
+                        channel_ids: roku.channel_ids.clone(),
+                        push_jwks_url: roku.push_jwks_url.clone(),
+                        accept_unsigned_pushes: roku.accept_unsigned_pushes,
+                        ..RokuSettings::new(roku.partner_api_key.clone())
+                    })
+                    .map_err(|error| ConfigError::Invalid(format!("roku: {error}")))?,
                 ),
                 None => None,
             },

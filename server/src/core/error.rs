@@ -28,6 +28,9 @@ pub enum CoreError {
         provider: &'static str,
         detail: String,
     },
+    /// Concurrent changes kept overtaking this one; the caller may retry.
+    #[error("the {0} kept changing while this change was decided; retry")]
+    Contended(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -20,8 +20,10 @@ use crate::core::model::{
     Customer, Money, Package, PaymentProvider, StorePlatform, Subscription, SubscriptionStatus,
     Transaction, TransactionKind,
 };
+use crate::providers::amazon::{AmazonClient, AmazonNotificationContent, AmazonNotificationError};
 use crate::providers::apple::{AppleClient, AppleNotificationError};
 use crate::providers::google::{GoogleClient, GooglePushError};
+use crate::providers::roku::{RokuClient, RokuNotificationError};
 use crate::providers::store::{StoreRefusal, StoreState, StoreSubscription};
 use crate::store::{JobChange, SubscriptionChange};
 
@@ -30,6 +32,8 @@ use crate::store::{JobChange, SubscriptionChange};
 pub struct StoreSettings {
     pub apple: Option<AppleClient>,
     pub google: Option<GoogleClient>,
+    pub roku: Option<RokuClient>,
+    pub amazon: Option<AmazonClient>,
 }
 
 /// The receipt an app forwards after a store purchase, as the app has it.
@@ -93,6 +97,10 @@ fn store_error(provider: PaymentProvider, refusal: StoreRefusal) -> CoreError {
     }
 }
 
+fn provider_unavailable(provider: &'static str, detail: String) -> StoreNotificationError {
+    StoreNotificationError::Core(CoreError::ProviderUnavailable { provider, detail })
+}
+
 /// How a subscription stands once it mirrors the store: its status, when access ends, and
 /// when (if) it ended.
 fn mirrored_standing(
@@ -113,6 +121,15 @@ fn mirrored_standing(
         ),
         StoreState::Refunded { at } => (SubscriptionStatus::Refunded, Some(at), Some(at)),
     }
+}
+
+/// The price the store says it charged for the current period, in a currency sold here.
+fn store_price(view: &StoreSubscription) -> Option<Money> {
+    let (minor_units, code) = view.latest_payment.price.as_ref()?;
+    Some(Money {
+        minor_units: *minor_units,
+        currency: crate::core::model::Currency::parse(code)?,
+    })
 }
 
 /// The store's code for why the subscription is not in good standing.
@@ -137,6 +154,19 @@ impl Core {
             .google
             .as_ref()
             .ok_or_else(|| CoreError::Invalid("Google Play purchases are not accepted here".into()))
+    }
+
+    pub(super) fn amazon(&self) -> Result<&AmazonClient, CoreError> {
+        self.stores.amazon.as_ref().ok_or_else(|| {
+            CoreError::Invalid("Amazon Appstore purchases are not accepted here".into())
+        })
+    }
+
+    pub(super) fn roku(&self) -> Result<&RokuClient, CoreError> {
+        self.stores
+            .roku
+            .as_ref()
+            .ok_or_else(|| CoreError::Invalid("Roku Pay purchases are not accepted here".into()))
     }
 
     /// `POST /iap/verify`: asks the store about the receipt and, when it vouches, starts
@@ -194,11 +224,39 @@ impl Core {
                 }
                 google.subscription(token, now).await
             }
-            other => {
-                return Err(CoreError::Invalid(format!(
-                    "{} purchases are not accepted here",
-                    other.as_str()
-                )));
+            StorePlatform::Roku => {
+                let roku = self.roku()?;
+                let transaction = receipt
+                    .purchase_identifier
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| {
+                        CoreError::Invalid(
+                            "A roku receipt needs purchaseIdentifier (the transaction id)".into(),
+                        )
+                    })?;
+                roku.subscription(transaction, now).await
+            }
+            StorePlatform::Amazon => {
+                let amazon = self.amazon()?;
+                let present = |value: &Option<String>| {
+                    value
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|text| !text.is_empty())
+                        .map(str::to_owned)
+                };
+                let (Some(receipt_id), Some(user_id)) = (
+                    present(&receipt.purchase_identifier),
+                    present(&receipt.user_id),
+                ) else {
+                    return Err(CoreError::Invalid(
+                        "An amazon receipt needs purchaseIdentifier (the receipt id) and userId"
+                            .into(),
+                    ));
+                };
+                amazon.subscription(&user_id, &receipt_id, now).await
             }
         }
         .map_err(|refusal| store_error(provider, refusal))?;
@@ -250,52 +308,36 @@ impl Core {
                 }
                 error => StoreNotificationError::Unverified(error.to_string()),
             })?;
-        if self
-            .store
-            .event_seen(PaymentProvider::Apple, &notification.id)
-            .await
-            .map_err(CoreError::from)?
+        let told = notification.subscription.as_ref();
+        if let Some(outcome) = self
+            .screen_store_notice(
+                PaymentProvider::Apple,
+                &notification.id,
+                &notification.kind,
+                told.map(|told| told.subscription_ref.as_str()),
+                now,
+            )
+            .await?
         {
-            return Ok(StoreNotificationOutcome::Replayed);
+            return Ok(outcome);
         }
-        let Some(told) = notification.subscription else {
-            self.store
-                .remember_event(
-                    PaymentProvider::Apple,
-                    &notification.id,
-                    &notification.kind,
-                    now,
-                )
-                .await
-                .map_err(CoreError::from)?;
+        let Some(told) = told else {
             return Ok(StoreNotificationOutcome::Ignored);
         };
-        if self
-            .store
-            .subscription_by_origin(PaymentProvider::Apple, &told.subscription_ref)
-            .await
-            .map_err(CoreError::from)?
-            .is_none()
-        {
-            return Err(StoreNotificationError::UnknownPurchase);
-        }
         let view = apple
             .subscription_of_transaction(&told.latest_payment.transaction_id, now)
             .await
             .map_err(|refusal| store_error(PaymentProvider::Apple, refusal))?;
         self.mirror_store_subscription(PaymentProvider::Apple, &view, None)
             .await?;
-        self.store
-            .remember_event(
-                PaymentProvider::Apple,
-                &notification.id,
-                &notification.kind,
-                now,
-            )
-            .await
-            .map_err(CoreError::from)?;
-        tracing::info!(kind = %notification.kind, purchase = %view.subscription_ref, "App Store notification applied");
-        Ok(StoreNotificationOutcome::Applied)
+        self.store_notice_applied(
+            PaymentProvider::Apple,
+            &notification.id,
+            &notification.kind,
+            &view,
+            now,
+        )
+        .await
     }
 
     /// A Google Play Real-time developer notification, pushed by Pub/Sub: its OIDC token
@@ -316,51 +358,221 @@ impl Core {
                     GooglePushError::Unverified(reason) => {
                         StoreNotificationError::Unverified(reason)
                     }
-                    GooglePushError::Unavailable(detail) => {
-                        StoreNotificationError::Core(CoreError::ProviderUnavailable {
-                            provider: "Google",
-                            detail,
-                        })
-                    }
+                    GooglePushError::Unavailable(detail) => provider_unavailable("Google", detail),
                 })?;
+        if let Some(outcome) = self
+            .screen_store_notice(
+                PaymentProvider::Google,
+                &push.id,
+                &push.kind,
+                push.purchase.as_ref().map(|(token, _)| token.as_str()),
+                now,
+            )
+            .await?
+        {
+            return Ok(outcome);
+        }
+        let Some((token, voided_at)) = push.purchase.clone() else {
+            return Ok(StoreNotificationOutcome::Ignored);
+        };
+        let mut view = google
+            .subscription(&token, now)
+            .await
+            .map_err(|refusal| store_error(PaymentProvider::Google, refusal))?;
+        // A voided order of a subscription the store has ended (revoked) ends it as
+        // refunded; one the store still honours (a refund without revocation) is a refund
+        // of that payment while the subscription goes on, as in Google Play.
+        let refund_only = match voided_at {
+            Some(at)
+                if matches!(
+                    view.state,
+                    StoreState::Expired | StoreState::Refunded { .. }
+                ) =>
+            {
+                view.state = StoreState::Refunded { at };
+                None
+            }
+            other => other,
+        };
+        self.mirror_store_subscription(PaymentProvider::Google, &view, None)
+            .await?;
+        if let Some(at) = refund_only {
+            self.record_store_refund(PaymentProvider::Google, &view, at)
+                .await?;
+        }
+        self.store_notice_applied(PaymentProvider::Google, &push.id, &push.kind, &view, now)
+            .await
+    }
+
+    /// A Roku Pay push notification: a secured push's JWS verified against Roku's keys,
+    /// remembered by its id, and applied by validating the subscription's transaction with
+    /// Roku as it is now; a refund it reports is recorded (Roku ends access only by
+    /// cancelling, which is a push of its own).
+    pub async fn roku_notification(
+        &self,
+        body: &[u8],
+    ) -> Result<StoreNotificationOutcome, StoreNotificationError> {
+        let roku = self.roku()?;
+        let now = self.now();
+        let notification =
+            roku.read_notification(body, now)
+                .await
+                .map_err(|error| match error {
+                    RokuNotificationError::Unavailable(detail) => {
+                        provider_unavailable("Roku", detail)
+                    }
+                    error => StoreNotificationError::Unverified(error.to_string()),
+                })?;
+        if let Some(outcome) = self
+            .screen_store_notice(
+                PaymentProvider::Roku,
+                &notification.id,
+                &notification.kind,
+                Some(notification.subscription_ref()),
+                now,
+            )
+            .await?
+        {
+            return Ok(outcome);
+        }
+        let view = roku
+            .subscription(notification.transaction_to_validate(), now)
+            .await
+            .map_err(|refusal| store_error(PaymentProvider::Roku, refusal))?;
+        self.mirror_store_subscription(PaymentProvider::Roku, &view, None)
+            .await?;
+        if let Some(refund) = &notification.refund {
+            self.record_store_refund(PaymentProvider::Roku, &view, refund.at)
+                .await?;
+        }
+        self.store_notice_applied(
+            PaymentProvider::Roku,
+            &notification.id,
+            &notification.kind,
+            &view,
+            now,
+        )
+        .await
+    }
+
+    /// An Amazon Real-time Notification, delivered by SNS: its signature checked against the
+    /// certificate SNS names (from a trusted host), remembered by its message id, and
+    /// applied by reading the receipt again from RVS. A subscription confirmation is
+    /// confirmed, so that SNS starts delivering.
+    pub async fn amazon_notification(
+        &self,
+        headers: &poem::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<StoreNotificationOutcome, StoreNotificationError> {
+        let amazon = self.amazon()?;
+        let now = self.now();
+        let notification = amazon
+            .read_notification(headers, body, now)
+            .await
+            .map_err(|error| match error {
+                AmazonNotificationError::Unavailable(detail) => {
+                    provider_unavailable("Amazon", detail)
+                }
+                error => StoreNotificationError::Unverified(error.to_string()),
+            })?;
+        let event = match &notification.content {
+            AmazonNotificationContent::Receipt(event) => event,
+            AmazonNotificationContent::SubscriptionConfirmation(confirmation) => {
+                amazon
+                    .confirm_subscription(confirmation)
+                    .await
+                    .map_err(|error| match error {
+                        AmazonNotificationError::Unavailable(detail) => {
+                            provider_unavailable("Amazon", detail)
+                        }
+                        error => StoreNotificationError::Unverified(error.to_string()),
+                    })?;
+                return Ok(StoreNotificationOutcome::Applied);
+            }
+            _ => return Ok(StoreNotificationOutcome::Ignored),
+        };
+        if let Some(outcome) = self
+            .screen_store_notice(
+                PaymentProvider::Amazon,
+                &notification.id,
+                &event.notification_type,
+                Some(&event.receipt_id),
+                now,
+            )
+            .await?
+        {
+            return Ok(outcome);
+        }
+        let view = amazon
+            .subscription(&event.user_id, &event.receipt_id, now)
+            .await
+            .map_err(|refusal| store_error(PaymentProvider::Amazon, refusal))?;
+        self.mirror_store_subscription(PaymentProvider::Amazon, &view, None)
+            .await?;
+        self.store_notice_applied(
+            PaymentProvider::Amazon,
+            &notification.id,
+            &event.notification_type,
+            &view,
+            now,
+        )
+        .await
+    }
+
+    /// What every store's verified notification goes through before the store is asked
+    /// again: `Some` outcome when it is already settled — its id was seen before
+    /// ([`StoreNotificationOutcome::Replayed`]) or it is about no subscription (`purchase`
+    /// `None`: remembered and [`StoreNotificationOutcome::Ignored`]) — and
+    /// [`StoreNotificationError::UnknownPurchase`] when no customer verified the purchase.
+    async fn screen_store_notice(
+        &self,
+        provider: PaymentProvider,
+        id: &str,
+        kind: &str,
+        purchase: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoreNotificationOutcome>, StoreNotificationError> {
         if self
             .store
-            .event_seen(PaymentProvider::Google, &push.id)
+            .event_seen(provider, id)
             .await
             .map_err(CoreError::from)?
         {
-            return Ok(StoreNotificationOutcome::Replayed);
+            return Ok(Some(StoreNotificationOutcome::Replayed));
         }
-        let Some((token, voided_at)) = push.purchase else {
+        let Some(purchase) = purchase else {
             self.store
-                .remember_event(PaymentProvider::Google, &push.id, &push.kind, now)
+                .remember_event(provider, id, kind, now)
                 .await
                 .map_err(CoreError::from)?;
-            return Ok(StoreNotificationOutcome::Ignored);
+            return Ok(Some(StoreNotificationOutcome::Ignored));
         };
         if self
             .store
-            .subscription_by_origin(PaymentProvider::Google, &token)
+            .subscription_by_origin(provider, purchase)
             .await
             .map_err(CoreError::from)?
             .is_none()
         {
             return Err(StoreNotificationError::UnknownPurchase);
         }
-        let mut view = google
-            .subscription(&token, now)
-            .await
-            .map_err(|refusal| store_error(PaymentProvider::Google, refusal))?;
-        if let Some(at) = voided_at {
-            view.state = StoreState::Refunded { at };
-        }
-        self.mirror_store_subscription(PaymentProvider::Google, &view, None)
-            .await?;
+        Ok(None)
+    }
+
+    /// Remembers a notification once its effects are stored, so that it is applied once.
+    async fn store_notice_applied(
+        &self,
+        provider: PaymentProvider,
+        id: &str,
+        kind: &str,
+        view: &StoreSubscription,
+        now: DateTime<Utc>,
+    ) -> Result<StoreNotificationOutcome, StoreNotificationError> {
         self.store
-            .remember_event(PaymentProvider::Google, &push.id, &push.kind, now)
+            .remember_event(provider, id, kind, now)
             .await
             .map_err(CoreError::from)?;
-        tracing::info!(kind = %push.kind, "Google Play notification applied");
+        tracing::info!(store = provider.store_name(), %kind, purchase = %view.subscription_ref, "store notification applied");
         Ok(StoreNotificationOutcome::Applied)
     }
 
@@ -388,7 +600,7 @@ impl Core {
                         self.new_store_subscription(provider, view, customer, package, payment)?;
                     if self
                         .store
-                        .start_store_subscription(&subscription, transaction.as_ref())
+                        .start_store_subscription(&subscription, &transaction)
                         .await
                         .map_err(CoreError::from)?
                     {
@@ -410,7 +622,7 @@ impl Core {
                 }
             }
         }
-        Err(CoreError::Invalid("The subscription is changing; try again".into()).into())
+        Err(CoreError::Contended("subscription").into())
     }
 
     fn new_store_subscription(
@@ -420,9 +632,14 @@ impl Core {
         customer: &Customer,
         package: &Package,
         payment: Option<Money>,
-    ) -> Result<(Subscription, Option<Transaction>), CoreError> {
+    ) -> Result<(Subscription, Transaction), CoreError> {
         let now = self.now();
         let (status, access_until, ended_at) = mirrored_standing(view);
+        // What the app reports the customer paid; else the store's price; else the
+        // catalogue's.
+        let paid = payment
+            .or_else(|| store_price(view))
+            .unwrap_or(package.price);
         let subscription = Subscription {
             id: Uuid::new_v4().to_string(),
             customer_id: customer.id.clone(),
@@ -432,7 +649,7 @@ impl Core {
             status,
             recurring: true,
             auto_renew: view.auto_renew,
-            price: payment.unwrap_or(package.price),
+            price: paid,
             current_period: 0,
             current_period_start: view.period_start,
             current_period_end: view.expires_at,
@@ -443,7 +660,7 @@ impl Core {
             last_failure_code: failure_code(view.state),
             created_at: now,
         };
-        let transaction = payment.map(|amount| Transaction {
+        let transaction = Transaction {
             id: Uuid::new_v4().to_string(),
             customer_id: customer.id.clone(),
             subscription_id: Some(subscription.id.clone()),
@@ -453,12 +670,12 @@ impl Core {
             external_id: view.latest_payment.transaction_id.clone(),
             reference: view.latest_payment.transaction_id.clone(),
             description: package.title.clone(),
-            amount,
+            amount: paid,
             succeeded: true,
             provider_message: None,
             period: Some(0),
             created_at: now,
-        });
+        };
         Ok((subscription, transaction))
     }
 
@@ -469,8 +686,22 @@ impl Core {
         subscription: &Subscription,
         view: &StoreSubscription,
     ) -> Result<bool, CoreError> {
-        if view.expires_at < subscription.current_period_end {
-            // An older view than the one already mirrored.
+        // Refunded is final, but for a new period the store took a payment for (the customer
+        // subscribed again): pushes about one revocation may arrive in any order, and the
+        // expiry one must not turn a refund back into a plain expiry.
+        if subscription.status == SubscriptionStatus::Refunded
+            && !(view.state == StoreState::Active
+                && view.expires_at > subscription.current_period_end)
+        {
+            return Ok(true);
+        }
+        let ends_early = matches!(
+            view.state,
+            StoreState::Expired | StoreState::Refunded { .. }
+        );
+        if view.expires_at < subscription.current_period_end && !ends_early {
+            // An older view than the one already mirrored. (A revocation or refund moves the
+            // expiry back to when it happened: that is news, not history.)
             return Ok(true);
         }
         let now = self.now();
@@ -526,6 +757,41 @@ impl Core {
             .await?)
     }
 
+    /// Records the refund of the store's latest payment of a subscription that goes on.
+    /// Recording it again is a no-op (refunds are unique per provider id).
+    async fn record_store_refund(
+        &self,
+        provider: PaymentProvider,
+        view: &StoreSubscription,
+        at: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        for _ in 0..4 {
+            let Some(subscription) = self
+                .store
+                .subscription_by_origin(provider, &view.subscription_ref)
+                .await?
+            else {
+                return Ok(());
+            };
+            let Some(refund) = self.store_refund(&subscription, view, at).await? else {
+                return Ok(());
+            };
+            if self
+                .store
+                .change_subscription(
+                    &SubscriptionChange::from(&subscription),
+                    Some(&refund),
+                    &JobChange::None,
+                    self.now(),
+                )
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(CoreError::Contended("subscription"))
+    }
+
     /// The payment for a period the store renewed.
     fn store_payment(
         &self,
@@ -533,16 +799,7 @@ impl Core {
         view: &StoreSubscription,
         period: i64,
     ) -> Result<Transaction, CoreError> {
-        let amount = match &view.latest_payment.price {
-            Some((minor_units, code)) => match crate::core::model::Currency::parse(code) {
-                Some(currency) => Money {
-                    minor_units: *minor_units,
-                    currency,
-                },
-                None => subscription.price,
-            },
-            None => subscription.price,
-        };
+        let amount = store_price(view).unwrap_or(subscription.price);
         Ok(Transaction {
             id: Uuid::new_v4().to_string(),
             customer_id: subscription.customer_id.clone(),

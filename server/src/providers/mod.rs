@@ -2,9 +2,11 @@
 //! `wire.rs` (the provider's JSON and its conversions). Base URLs come from configuration,
 //! so the same client talks to the real provider or to its simulator.
 
+pub mod amazon;
 pub mod apple;
 pub mod google;
 pub mod jwks;
+pub mod roku;
 pub mod sso;
 pub mod store;
 pub mod stripe;

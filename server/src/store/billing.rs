@@ -496,13 +496,13 @@ impl Store {
         row.as_ref().map(subscription_from_row).transpose()
     }
 
-    /// A subscription an app store sold starts, with the payment the app declared (if
-    /// any). Returns `false`, changing nothing, when the store's purchase already has its
-    /// subscription (two verifications of one receipt racing).
+    /// A subscription an app store sold starts, with its first payment. Returns `false`,
+    /// changing nothing, when the store's purchase already has its subscription (two
+    /// verifications of one receipt racing).
     pub async fn start_store_subscription(
         &self,
         subscription: &Subscription,
-        payment: Option<&Transaction>,
+        payment: &Transaction,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         match insert_subscription(&mut tx, subscription).await {
@@ -513,9 +513,7 @@ impl Store {
             }
             Err(error) => return Err(error),
         }
-        if let Some(payment) = payment {
-            insert_transaction(&mut tx, payment).await?;
-        }
+        insert_transaction(&mut tx, payment).await?;
         tx.commit().await?;
         Ok(true)
     }
