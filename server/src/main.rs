@@ -71,6 +71,22 @@ enum SimulatorName {
     Sso,
     Stripe,
     Apple,
+    Google,
+    Roku,
+    Amazon,
+}
+
+/// Serves one simulator alone until Ctrl-C.
+async fn serve_alone(addr: &str, routes: poem::Route) -> std::io::Result<()> {
+    Server::new(TcpListener::bind(addr))
+        .run_with_graceful_shutdown(
+            routes.map_to_response(),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            None,
+        )
+        .await
 }
 
 #[tokio::main]
@@ -114,15 +130,7 @@ async fn main() -> anyhow::Result<()> {
                     boxoffice::sim::USER_POOL_ID,
                     boxoffice::sim::APP_CLIENT_ID
                 );
-                Server::new(TcpListener::bind(addr))
-                    .run_with_graceful_shutdown(
-                        routes.map_to_response(),
-                        async {
-                            let _ = tokio::signal::ctrl_c().await;
-                        },
-                        None,
-                    )
-                    .await?;
+                serve_alone(&addr, routes).await?;
             }
             SimulatorName::Stripe => {
                 let (routes, deliveries) = boxoffice::sim::standalone_stripe(&addr)?;
@@ -131,15 +139,7 @@ async fn main() -> anyhow::Result<()> {
                     boxoffice::sim::STRIPE_PUBLISHABLE_KEY,
                     boxoffice::sim::STRIPE_SECRET_KEY
                 );
-                Server::new(TcpListener::bind(addr))
-                    .run_with_graceful_shutdown(
-                        routes.map_to_response(),
-                        async {
-                            let _ = tokio::signal::ctrl_c().await;
-                        },
-                        None,
-                    )
-                    .await?;
+                serve_alone(&addr, routes).await?;
                 deliveries.abort();
             }
             SimulatorName::Apple => {
@@ -151,16 +151,43 @@ async fn main() -> anyhow::Result<()> {
                     boxoffice::sim::APPLE_KEY_ID,
                     boxoffice::sim::APPLE_ISSUER_ID
                 );
-                Server::new(TcpListener::bind(addr))
-                    .run_with_graceful_shutdown(
-                        routes.map_to_response(),
-                        async {
-                            let _ = tokio::signal::ctrl_c().await;
-                        },
-                        None,
-                    )
-                    .await?;
+                serve_alone(&addr, routes).await?;
                 background.abort();
+            }
+            SimulatorName::Google => {
+                let (routes, deliveries) = boxoffice::sim::standalone_google(&addr)?;
+                println!(
+                    "Google Play simulator at http://{addr} (package {}, service account {}); \
+                     its key file at /control/google/service_account_key, push settings at \
+                     /control/google/rtdn; controls at /control/google",
+                    boxoffice::sim::GOOGLE_PACKAGE_NAME,
+                    boxoffice::sim::GOOGLE_SERVICE_ACCOUNT
+                );
+                serve_alone(&addr, routes).await?;
+                deliveries.abort();
+            }
+            SimulatorName::Roku => {
+                let (routes, deliveries) = boxoffice::sim::standalone_roku(&addr)?;
+                println!(
+                    "Roku Pay simulator at http://{addr} (partner API key {}, channel {}); \
+                     push settings at /control/roku/push; controls at /control/roku",
+                    boxoffice::sim::ROKU_PARTNER_API_KEY,
+                    boxoffice::sim::ROKU_CHANNEL_ID
+                );
+                serve_alone(&addr, routes).await?;
+                deliveries.abort();
+            }
+            SimulatorName::Amazon => {
+                let (routes, deliveries) = boxoffice::sim::standalone_amazon(&addr, &data)?;
+                println!(
+                    "Amazon Appstore simulator at http://{addr} (RVS; the Cloud Sandbox at /sandbox; \
+                     package {}, shared secret {}); notification endpoint at /control/amazon/rtn; \
+                     controls at /control/amazon",
+                    boxoffice::sim::AMAZON_PACKAGE_NAME,
+                    boxoffice::sim::AMAZON_SHARED_SECRET
+                );
+                serve_alone(&addr, routes).await?;
+                deliveries.abort();
             }
         },
         Command::Openapi { out } => {

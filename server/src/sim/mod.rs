@@ -8,10 +8,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxoffice_simulators::apple::{
-    AppleConfig, AppleProduct, AppleSimulator, DEFAULT_GRACE_PERIOD, InAppPurchaseKey,
-    NotificationUrls, SubscriptionPeriod,
-};
+mod amazon;
+mod apple;
+mod google;
+mod roku;
+
+use boxoffice_simulators::amazon::AmazonSimulator;
+use boxoffice_simulators::apple::{AppleSimulator, NotificationUrls};
+use boxoffice_simulators::google::GoogleSimulator;
+use boxoffice_simulators::roku::RokuSimulator;
 use boxoffice_simulators::sso::{SeedUser, SsoConfig, SsoSigning, SsoSimulator};
 use boxoffice_simulators::stripe::{StripeConfig, StripeSimulator};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -22,8 +27,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::cloudpay::CloudPaySettings;
 use crate::api::sim_control::{
-    AppleDetails, BaseUrls, ClockMoveHook, ControlApi, Fixtures, SimulatorConfig, SsoDetails,
-    StripeDetails, TestUser,
+    BaseUrls, ClockMoveHook, ControlApi, Fixtures, SimulatorConfig, SsoDetails, StripeDetails,
+    TestUser,
 };
 use crate::app;
 use crate::clock::{Clock, VirtualClock};
@@ -31,11 +36,28 @@ use crate::config::{CatalogueConfig, DiscountConfig};
 use crate::core::identity::{ClaimsMap, SigningKeys};
 use crate::core::{
     Core, Country, IdentitySettings, IdentityVerifier, PaymentSettings, PlaybackSettings,
-    SessionSettings, default_renewal_retries,
+    SessionSettings, StoreSettings, default_renewal_retries,
 };
 use crate::providers::sso::{CognitoAppClient, SsoClient};
+use crate::providers::store::StoreEnvironment;
 use crate::providers::stripe::{StripeClient, StripeSettings};
 use crate::store::Store;
+
+pub use self::amazon::{
+    AMAZON_MONTHLY_SKU, AMAZON_PACKAGE_NAME, AMAZON_PARENT_SKU, AMAZON_SHARED_SECRET,
+    standalone_amazon,
+};
+pub use self::apple::{
+    APPLE_ANNUAL_PRODUCT_ID, APPLE_APP_APPLE_ID, APPLE_BUNDLE_ID, APPLE_ISSUER_ID, APPLE_KEY_ID,
+    APPLE_MONTHLY_PRODUCT_ID, APPLE_SHARED_SECRET, standalone_apple,
+};
+pub use self::google::{
+    GOOGLE_MONTHLY_BASE_PLAN_ID, GOOGLE_MONTHLY_PRODUCT_ID, GOOGLE_PACKAGE_NAME, GOOGLE_PROJECT_ID,
+    GOOGLE_PUSH_SERVICE_ACCOUNT, GOOGLE_SERVICE_ACCOUNT, standalone_google,
+};
+pub use self::roku::{
+    ROKU_CHANNEL_ID, ROKU_MONTHLY_PRODUCT_CODE, ROKU_PARTNER_API_KEY, standalone_roku,
+};
 
 const CATALOGUE: &str = include_str!("catalogue.toml");
 pub const USER_POOL_ID: &str = "eu-west-1_BoxOffice";
@@ -43,18 +65,6 @@ pub const REGION: &str = "eu-west-1";
 pub const APP_CLIENT_ID: &str = "4c2b9s1d7f0g3h5j6k8l9m0n1p";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_boxofficesimulator";
 pub const STRIPE_PUBLISHABLE_KEY: &str = "pk_test_boxofficesimulator";
-/// The simulated App Store app.
-pub const APPLE_BUNDLE_ID: &str = "com.boxoffice.app";
-pub const APPLE_APP_APPLE_ID: i64 = 6_450_000_001;
-/// The in-app purchase key of the App Store Server API: its id (`kid`) and the team's
-/// issuer id (`iss`). The key itself is generated once and kept in the data directory.
-pub const APPLE_KEY_ID: &str = "BOXOFFICE1";
-pub const APPLE_ISSUER_ID: &str = "6f5b1c3e-8a2d-4e7f-9b10-2c4d6e8f0a1b";
-/// `verifyReceipt`'s shared secret.
-pub const APPLE_SHARED_SECRET: &str = "b0c5a1e8f3d24a7c9e6b1f0d8a3c5e72";
-/// The app's auto-renewable subscriptions (one subscription group).
-pub const APPLE_MONTHLY_PRODUCT_ID: &str = "com.boxoffice.app.mobile.monthly";
-pub const APPLE_ANNUAL_PRODUCT_ID: &str = "com.boxoffice.app.mobile.annual";
 /// The `x-api-key` of discount sync in simulator mode.
 pub const DISCOUNT_SYNC_API_KEY: &str = "sim-discount-sync-key";
 
@@ -89,6 +99,12 @@ pub enum SimError {
     Stripe(String),
     #[error("Apple simulator: {0}")]
     Apple(String),
+    #[error("Google Play simulator: {0}")]
+    Google(String),
+    #[error("Roku Pay simulator: {0}")]
+    Roku(String),
+    #[error("Amazon Appstore simulator: {0}")]
+    Amazon(String),
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +118,9 @@ pub struct SimOptions {
     /// Sign SSO tokens with this shared secret (HS256) instead of the pool's RSA key, for
     /// partners whose SSO shares a secret.
     pub sso_shared_secret: Option<String>,
+    /// Whose store purchases the server accepts: both environments by default, as a test
+    /// build does; `[Production]` to see sandbox purchases refused as in production.
+    pub store_environments: Vec<StoreEnvironment>,
 }
 
 impl Default for SimOptions {
@@ -112,6 +131,7 @@ impl Default for SimOptions {
             database_url: None,
             device_limit: SessionSettings::default().device_limit,
             sso_shared_secret: None,
+            store_environments: vec![StoreEnvironment::Production, StoreEnvironment::Sandbox],
         }
     }
 }
@@ -135,6 +155,9 @@ struct Assembly {
     core: Arc<Core>,
     stripe: StripeSimulator,
     apple: AppleSimulator,
+    google: GoogleSimulator,
+    roku: RokuSimulator,
+    amazon: AmazonSimulator,
     control_document: String,
 }
 
@@ -142,6 +165,7 @@ fn simulator_config(
     base_url: &str,
     sso: &SsoSimulator,
     apple: &AppleSimulator,
+    google: &GoogleSimulator,
     options: &SimOptions,
     catalogue: &CatalogueConfig,
     webhook_secret: &str,
@@ -169,6 +193,9 @@ fn simulator_config(
             sim_stripe: format!("{base_url}/sim/stripe"),
             sim_apple: format!("{base_url}/sim/apple"),
             sim_apple_sandbox: format!("{base_url}/sim/apple/sandbox"),
+            sim_google: format!("{base_url}/sim/google"),
+            sim_roku: format!("{base_url}/sim/roku"),
+            sim_amazon: format!("{base_url}/sim/amazon"),
             sim_control: format!("{base_url}/sim/control"),
             sim_control_docs: format!("{base_url}/sim/control/docs"),
             sim_clock: format!("{base_url}/sim/clock"),
@@ -192,7 +219,13 @@ fn simulator_config(
             secret_key: STRIPE_SECRET_KEY.into(),
             webhook_secret: webhook_secret.to_owned(),
         },
-        apple: apple_details(apple),
+        apple: apple::apple_details(apple),
+        google: google::google_details(
+            google,
+            &format!("{base_url}/sim/google"),
+            &format!("{base_url}/sim/control"),
+            &format!("{base_url}/webhooks/google"),
+        ),
         device_limit: options.device_limit,
         test_users: TEST_USERS
             .iter()
@@ -284,7 +317,7 @@ async fn assemble(
         .map_err(|error| SimError::Stripe(error.to_string()))?
         .secret;
     let apple_clock = clock.clone();
-    let apple = apple_simulator(
+    let apple = apple::apple_simulator(
         format!("{base_url}/sim/apple"),
         &options.data_dir.join("apple"),
         NotificationUrls {
@@ -293,6 +326,37 @@ async fn assemble(
         },
         Arc::new(move || apple_clock.now()),
     )?;
+    let google_clock = clock.clone();
+    let google_push_endpoint = format!("{base_url}/webhooks/google");
+    let google = google::google_simulator(
+        format!("{base_url}/sim/google"),
+        Some(google_push_endpoint.clone()),
+        Arc::new(move || google_clock.now()),
+    )?;
+    let roku_clock = clock.clone();
+    let roku = roku::roku_simulator(
+        format!("{base_url}/sim/roku"),
+        Some(format!("{base_url}/webhooks/roku")),
+        Arc::new(move || roku_clock.now()),
+    )?;
+    let amazon_clock = clock.clone();
+    let amazon = amazon::amazon_simulator(
+        format!("{base_url}/sim/amazon"),
+        Some(&options.data_dir.join("amazon")),
+        Some(format!("{base_url}/webhooks/amazon")),
+        Arc::new(move || amazon_clock.now()),
+    )?;
+    let stores = StoreSettings {
+        amazon: Some(amazon::amazon_client(&amazon, &options.store_environments)?),
+        roku: Some(roku::roku_client(&roku)?),
+        apple: Some(apple::apple_client(&apple, &options.store_environments)?),
+        google: Some(google::google_client(
+            &google,
+            &format!("{base_url}/sim/google"),
+            &google_push_endpoint,
+            &options.store_environments,
+        )?),
+    };
     let catalogue = CatalogueConfig::parse(CATALOGUE, "the built-in simulator catalogue")?;
     let payments = PaymentSettings {
         stripe: Some(StripeClient::new(StripeSettings {
@@ -316,49 +380,68 @@ async fn assemble(
         .take(48)
         .map(char::from)
         .collect();
-    let core = Arc::new(Core::new(
-        store,
-        clock.clone(),
-        identity,
-        SessionSettings {
-            device_limit: options.device_limit,
-            ..SessionSettings::default()
-        },
-        PlaybackSettings {
-            ksession_secret,
-            ksession_ttl: Duration::from_secs(60 * 60),
-        },
-        payments,
-    ));
+    let core = Arc::new(
+        Core::new(
+            store,
+            clock.clone(),
+            identity,
+            SessionSettings {
+                device_limit: options.device_limit,
+                ..SessionSettings::default()
+            },
+            PlaybackSettings {
+                ksession_secret,
+                ksession_ttl: Duration::from_secs(60 * 60),
+            },
+            payments,
+        )
+        .with_stores(stores),
+    );
     core.seed_catalogue(&catalogue.to_seed()?).await?;
     core.seed_discounts().await?;
 
-    let config = simulator_config(base_url, &sso, &apple, options, &catalogue, &webhook_secret);
+    let config = simulator_config(
+        base_url,
+        &sso,
+        &apple,
+        &google,
+        options,
+        &catalogue,
+        &webhook_secret,
+    );
     let cloudpay = CloudPaySettings {
         public_url: format!("{base_url}/cloudpay"),
         redirect_hosts: vec!["127.0.0.1".into(), "localhost".into()],
         default_country: Country::parse("GB").expect("GB is a country"),
     };
-    let settling_apple = apple.clone();
-    let settle_apple: ClockMoveHook = Arc::new(move || {
-        let apple = settling_apple.clone();
-        Box::pin(async move {
-            apple.settle().await;
-        }) as Pin<Box<dyn Future<Output = ()> + Send>>
-    });
     let control = OpenApiService::new(
         (
-            ControlApi::new(clock, config.clone(), core.clone()).on_clock_move(settle_apple),
+            ControlApi::new(clock, config.clone(), core.clone())
+                .on_clock_move(settled_on_clock_move(apple.clone(), |apple| async move {
+                    apple.settle().await;
+                }))
+                .on_clock_move(settled_on_clock_move(google.clone(), |google| async move {
+                    google.settle_due().await;
+                }))
+                .on_clock_move(settled_on_clock_move(roku.clone(), |roku| async move {
+                    roku.settle_due().await;
+                }))
+                .on_clock_move(settled_on_clock_move(amazon.clone(), |amazon| async move {
+                    amazon.settle_due().await;
+                })),
             sso.control_api(),
             stripe.control_api(),
             apple.control_api(),
+            google.control_api(),
+            roku.control_api(),
+            amazon.control_api(),
         ),
         "boxoffice simulator control",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Simulator mode's control surface: its configuration (base URLs, SSO pool and client, \
-         test users, the App Store app and its keys), the virtual clock, and each simulator's \
+         test users, the App Store app and its keys, the Google Play app and its service account), the virtual clock, and each simulator's \
          controls to play the customer, the store or the identity provider.",
     )
     .server(format!("{base_url}/sim"));
@@ -371,6 +454,9 @@ async fn assemble(
         .nest("/sim/sso", sso.endpoint())
         .nest("/sim/stripe", stripe.endpoint())
         .nest("/sim/apple", apple.endpoint())
+        .nest("/sim/google", google.endpoint())
+        .nest("/sim/roku", roku.endpoint())
+        .nest("/sim/amazon", amazon.endpoint())
         .nest("/sim", control_routes);
     Ok(Assembly {
         routes,
@@ -378,7 +464,23 @@ async fn assemble(
         core,
         stripe,
         apple,
+        google,
+        roku,
+        amazon,
         control_document,
+    })
+}
+
+/// A clock-move hook that runs `settle` on (a clone of) `simulator`: its renewals and
+/// notifications that fell due, sent and answered before the move answers.
+fn settled_on_clock_move<S, F, Done>(simulator: S, settle: F) -> ClockMoveHook
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S) -> Done + Send + Sync + 'static,
+    Done: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move || {
+        Box::pin(settle(simulator.clone())) as Pin<Box<dyn Future<Output = ()> + Send>>
     })
 }
 
@@ -419,6 +521,9 @@ impl SimServer {
         let background = vec![
             assembly.stripe.spawn_delivery_loop(),
             assembly.apple.spawn_background_loop(),
+            assembly.google.spawn_delivery_loop(),
+            assembly.roku.spawn_delivery_loop(),
+            assembly.amazon.spawn_delivery_loop(),
             crate::core::spawn_billing_loop(assembly.core.clone(), Duration::from_secs(1)),
         ];
         Ok(SimServer {
@@ -493,6 +598,19 @@ pub async fn documents() -> Result<Vec<(&'static str, String)>, SimError> {
             boxoffice_simulators::apple::openapi_json(&format!("{base_url}/sim/apple"))
                 .map_err(|error| SimError::Apple(error.to_string()))?,
         ),
+        (
+            "sim-google.json",
+            boxoffice_simulators::google::openapi_json(&format!("{base_url}/sim/google")),
+        ),
+        (
+            "sim-roku.json",
+            boxoffice_simulators::roku::openapi_json(&format!("{base_url}/sim/roku")),
+        ),
+        (
+            "sim-amazon.json",
+            boxoffice_simulators::amazon::openapi_json(&format!("{base_url}/sim/amazon"))
+                .map_err(|error| SimError::Amazon(error.to_string()))?,
+        ),
         ("sim-control.json", assembly.control_document),
         (
             "webhooks.json",
@@ -538,126 +656,6 @@ pub fn standalone_stripe(addr: &str) -> Result<(Route, JoinHandle<()>), SimError
         .nest_no_strip("/control/stripe", control)
         .nest("/", stripe.endpoint());
     Ok((routes, deliveries))
-}
-
-/// The App Store simulator's app: its subscriptions, in one group.
-fn apple_products() -> Vec<AppleProduct> {
-    vec![
-        AppleProduct {
-            product_id: APPLE_MONTHLY_PRODUCT_ID.into(),
-            subscription_group: "boxoffice.mobile".into(),
-            period: SubscriptionPeriod::Months(1),
-            price_milliunits: 7_990,
-            currency: "GBP".into(),
-        },
-        AppleProduct {
-            product_id: APPLE_ANNUAL_PRODUCT_ID.into(),
-            subscription_group: "boxoffice.mobile".into(),
-            period: SubscriptionPeriod::Months(12),
-            price_milliunits: 79_990,
-            currency: "GBP".into(),
-        },
-    ]
-}
-
-/// The simulated App Store, its certificates and in-app purchase key kept in `data_dir`
-/// (so the root certificate and the key clients were given survive a restart).
-fn apple_simulator(
-    public_base_url: String,
-    data_dir: &std::path::Path,
-    notification_urls: NotificationUrls,
-    now: boxoffice_simulators::clock::Now,
-) -> Result<AppleSimulator, SimError> {
-    let failed =
-        |error: boxoffice_simulators::apple::AppleError| SimError::Apple(error.to_string());
-    let key = InAppPurchaseKey::load_or_generate(
-        &data_dir.join(format!("SubscriptionKey_{APPLE_KEY_ID}.p8")),
-        APPLE_KEY_ID,
-        APPLE_ISSUER_ID,
-    )
-    .map_err(failed)?;
-    AppleSimulator::new(
-        AppleConfig {
-            public_base_url,
-            bundle_id: APPLE_BUNDLE_ID.into(),
-            app_apple_id: APPLE_APP_APPLE_ID,
-            bundle_version: "1.0".into(),
-            shared_secret: APPLE_SHARED_SECRET.into(),
-            api_keys: vec![key],
-            products: apple_products(),
-            notification_urls,
-            grace_period: DEFAULT_GRACE_PERIOD,
-            storefront: "GBR".into(),
-            storefront_id: "143444".into(),
-            data_dir: Some(data_dir.to_owned()),
-        },
-        now,
-    )
-    .map_err(failed)
-}
-
-/// What `/sim/control/config` says about the simulated App Store.
-fn apple_details(apple: &AppleSimulator) -> AppleDetails {
-    let config = apple.config();
-    let base = &config.public_base_url;
-    let key = config.api_keys.first();
-    AppleDetails {
-        bundle_id: config.bundle_id.clone(),
-        app_apple_id: config.app_apple_id,
-        key_id: key.map(|key| key.key_id.clone()).unwrap_or_default(),
-        issuer_id: key.map(|key| key.issuer_id.clone()).unwrap_or_default(),
-        private_key_pem: key
-            .and_then(|key| key.private_key_pem.clone())
-            .unwrap_or_default(),
-        shared_secret: config.shared_secret.clone(),
-        production_url: base.clone(),
-        sandbox_url: format!("{base}/sandbox"),
-        verify_receipt_url: format!("{base}/verifyReceipt"),
-        sandbox_verify_receipt_url: format!("{base}/sandbox/verifyReceipt"),
-        root_certificate_url: format!("{base}/root.cer"),
-        root_certificate_pem_url: format!("{base}/root.pem"),
-        notification_url: config
-            .notification_urls
-            .production
-            .clone()
-            .unwrap_or_default(),
-        sandbox_notification_url: config.notification_urls.sandbox.clone().unwrap_or_default(),
-        product_ids: config
-            .products
-            .iter()
-            .map(|product| product.product_id.clone())
-            .collect(),
-    }
-}
-
-/// The App Store simulator alone (for `boxoffice simulator apple`), on the system clock:
-/// production at the root of its port, the sandbox at `/sandbox`, its controls under
-/// `/control/apple` (the app, its key and products at `/control/apple/app`), no notification
-/// URL until one is set there; with the task that renews and sends notifications (abort it
-/// to stop).
-pub fn standalone_apple(
-    addr: &str,
-    data_dir: &std::path::Path,
-) -> Result<(Route, JoinHandle<()>), SimError> {
-    let apple = apple_simulator(
-        format!("http://{addr}"),
-        &data_dir.join("apple"),
-        NotificationUrls::default(),
-        Arc::new(chrono::Utc::now),
-    )?;
-    let background = apple.spawn_background_loop();
-    let control = OpenApiService::new(
-        apple.control_api(),
-        "App Store simulator control",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .server(format!("http://{addr}"));
-    let routes = Route::new()
-        .at("/control/openapi.json", control.spec_endpoint())
-        .nest("/control/docs", control.swagger_ui())
-        .nest_no_strip("/control/apple", control)
-        .nest("/", apple.endpoint());
-    Ok((routes, background))
 }
 
 /// The simulated Cognito user pool with the test users in it.
@@ -733,6 +731,9 @@ pub fn banner(config: &SimulatorConfig) -> String {
          \n  SSO (Cognito)      {sso}   user pool {pool}, app client {client}, region {region}\
          \n  Stripe             {stripe}   keys {publishable} / {secret}\
          \n  App Store          {apple}   bundle {bundle}, API key {key_id} (issuer {issuer}), sandbox at {apple_sandbox}\
+         \n  Google Play        {google}   package {package}, service account {google_account} (key file: {google_key})\
+         \n  Roku Pay           {roku}   channel {roku_channel}, pushes to {server}/webhooks/roku\
+         \n  Amazon Appstore    {amazon}   package {amazon_package}, SNS notifications to {server}/webhooks/amazon\
          \n  control surface    {control}   (docs: {control_docs})\
          \n  virtual clock      {clock}\
          \n  health             {healthz}\
@@ -753,6 +754,14 @@ pub fn banner(config: &SimulatorConfig) -> String {
         bundle = config.apple.bundle_id,
         key_id = config.apple.key_id,
         issuer = config.apple.issuer_id,
+        google = config.urls.sim_google,
+        package = config.google.package_name,
+        google_account = config.google.service_account_email,
+        google_key = config.google.service_account_key_url,
+        roku = config.urls.sim_roku,
+        roku_channel = ROKU_CHANNEL_ID,
+        amazon = config.urls.sim_amazon,
+        amazon_package = AMAZON_PACKAGE_NAME,
         control = config.urls.sim_control,
         control_docs = config.urls.sim_control_docs,
         clock = config.urls.sim_clock,

@@ -54,17 +54,24 @@ impl TestApp {
     }
 
     pub async fn start_with_limit(device_limit: u32) -> Self {
+        Self::start_with(|options| options.device_limit = device_limit).await
+    }
+
+    /// Starts with simulator options changed by `customize` (the address, data directory
+    /// and database are the test's own).
+    pub async fn start_with(customize: impl FnOnce(&mut SimOptions)) -> Self {
         let data_dir = scratch_dir();
         let postgres = fresh_postgres_database().await;
         let database_url = postgres
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("boxoffice.sqlite").display()));
+        let mut options = SimOptions::default();
+        customize(&mut options);
         let server = SimServer::start(SimOptions {
             addr: "127.0.0.1:0".into(),
             data_dir: data_dir.clone(),
             database_url: postgres,
-            device_limit,
-            ..SimOptions::default()
+            ..options
         })
         .await
         .expect("simulator mode starts");

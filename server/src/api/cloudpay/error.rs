@@ -98,6 +98,11 @@ impl From<CoreError> for CloudPayError {
             CoreError::Invalid(_) | CoreError::StoreRefused { .. } => {
                 CloudPayError::bad_request(message)
             }
+            CoreError::Contended(_) => CloudPayError::Unavailable(Json(ErrorResponse::new(
+                503,
+                "Busy",
+                "The subscription is changing; please retry",
+            ))),
             CoreError::ProviderUnavailable { .. } => {
                 tracing::warn!(%message, "provider unavailable");
                 CloudPayError::Unavailable(Json(ErrorResponse::new(

@@ -91,6 +91,15 @@ pub struct BaseUrls {
     /// The App Store simulator's sandbox (`api.storekit-sandbox.itunes.apple.com`,
     /// `sandbox.itunes.apple.com`).
     pub sim_apple_sandbox: String,
+    /// The Google Play simulator: the Play Developer API (`androidpublisher.googleapis.com`),
+    /// the service account's token endpoint and Google's OIDC keys.
+    pub sim_google: String,
+    /// The Roku Pay simulator: Roku's web services (`apipub.roku.com`) and the keys secured
+    /// pushes are signed with.
+    pub sim_roku: String,
+    /// The Amazon Appstore simulator: RVS (`appstore-sdk.amazon.com`), its Cloud Sandbox at
+    /// `/sandbox`, and SNS's certificate and actions at `/sns`.
+    pub sim_amazon: String,
     pub sim_control: String,
     pub sim_control_docs: String,
     pub sim_clock: String,
@@ -159,6 +168,32 @@ pub struct AppleDetails {
     pub product_ids: Vec<String>,
 }
 
+/// The simulated Google Play app and developer account: what the server (or
+/// `google-api-python-client`) needs to read its purchases, and what its notifications
+/// arrive with.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct GoogleDetails {
+    pub package_name: String,
+    /// The Play Developer API: a client's `api_endpoint` / root URL.
+    pub api_url: String,
+    /// Where the service account trades its signed JWT for an access token.
+    pub token_uri: String,
+    pub service_account_email: String,
+    /// The service account's JSON key file (its `token_uri` points at the simulator).
+    pub service_account_key_url: String,
+    /// Google's OIDC keys (JWKS), which push tokens are signed with.
+    pub oidc_certs_url: String,
+    /// Where Real-time developer notifications are pushed.
+    pub push_endpoint: String,
+    /// The `aud` of the pushes' OIDC tokens.
+    pub push_audience: String,
+    /// The `email` of the pushes' OIDC tokens.
+    pub push_service_account: String,
+    /// The app's subscription products.
+    pub product_ids: Vec<String>,
+}
+
 /// A seeded user, ready to sign in.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
@@ -198,6 +233,7 @@ pub struct SimulatorConfig {
     pub sso: SsoDetails,
     pub stripe: StripeDetails,
     pub apple: AppleDetails,
+    pub google: GoogleDetails,
     /// Concurrent sessions allowed per customer.
     pub device_limit: u32,
     pub test_users: Vec<TestUser>,
@@ -218,6 +254,9 @@ impl Example for SimulatorConfig {
                 sim_stripe: format!("{base}/sim/stripe"),
                 sim_apple: format!("{base}/sim/apple"),
                 sim_apple_sandbox: format!("{base}/sim/apple/sandbox"),
+                sim_google: format!("{base}/sim/google"),
+                sim_roku: format!("{base}/sim/roku"),
+                sim_amazon: format!("{base}/sim/amazon"),
                 sim_control: format!("{base}/sim/control"),
                 sim_control_docs: format!("{base}/sim/control/docs"),
                 sim_clock: format!("{base}/sim/clock"),
@@ -256,6 +295,18 @@ impl Example for SimulatorConfig {
                     "com.boxoffice.app.mobile.monthly".into(),
                     "com.boxoffice.app.mobile.annual".into(),
                 ],
+            },
+            google: GoogleDetails {
+                package_name: "com.boxoffice.app".into(),
+                api_url: format!("{base}/sim/google"),
+                token_uri: format!("{base}/sim/google/token"),
+                service_account_email: "play-api@boxoffice-sim.iam.gserviceaccount.com".into(),
+                service_account_key_url: format!("{base}/sim/control/google/service_account_key"),
+                oidc_certs_url: format!("{base}/sim/google/oauth2/v3/certs"),
+                push_endpoint: format!("{base}/webhooks/google"),
+                push_audience: format!("{base}/webhooks/google"),
+                push_service_account: "rtdn-push@boxoffice-sim.iam.gserviceaccount.com".into(),
+                product_ids: vec!["boxoffice_monthly".into()],
             },
             device_limit: 3,
             test_users: vec![TestUser {

@@ -57,6 +57,43 @@ impl ParsePayload for SignedJson {
 // resolves inside poem-openapi.
 poem_openapi::impl_apirequest_for_payload!(SignedJson,);
 
+/// A store's notification sent as text, kept byte for byte: a secured Roku push (a JWS) or
+/// an Amazon SNS message (JSON), both `text/plain`; an unsecured Roku push as JSON.
+pub struct TextBody(pub Vec<u8>);
+
+impl Payload for TextBody {
+    const CONTENT_TYPE: &'static str = "text/plain";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type.split(';').next().is_some_and(|essence| {
+            let essence = essence.trim();
+            essence.eq_ignore_ascii_case("text/plain")
+                || essence.eq_ignore_ascii_case("application/json")
+        })
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some(
+                "The notification exactly as sent: Roku's JWS, or SNS's or Roku's JSON.",
+            ),
+            ..MetaSchema::new("string")
+        }))
+    }
+}
+
+impl ParsePayload for TextBody {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Self(
+            <Vec<u8> as poem::FromRequest>::from_request(request, body).await?,
+        ))
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(TextBody,);
+
 /// The notification was taken.
 #[derive(Debug, Clone, Object)]
 pub struct WebhookReceipt {
@@ -119,6 +156,8 @@ fn store_notification(
 pub struct WebhookApi(Arc<Core>);
 
 pub struct StoreWebhookApi(Arc<Core>);
+
+pub struct RokuWebhookApi(Arc<Core>);
 
 #[OpenApi]
 impl WebhookApi {
@@ -192,7 +231,8 @@ impl StoreWebhookApi {
     /// `https://accounts.google.com`, the configured audience and, when configured, service
     /// account), unexpired by the server's clock. A message id seen before changes nothing.
     /// The purchase it names is read again with `purchases.subscriptionsv2.get` and
-    /// mirrored; a voided purchase ends access and records the refund.
+    /// mirrored; a voided purchase records the refund, and ends access when the store
+    /// revoked it.
     #[oai(
         path = "/google",
         method = "post",
@@ -209,6 +249,46 @@ impl StoreWebhookApi {
                 .google_notification(authorization.0.as_deref(), &body.0)
                 .await,
         )
+    }
+}
+
+#[OpenApi]
+impl RokuWebhookApi {
+    /// Roku Pay push notifications
+    ///
+    /// Roku's transaction notifications (sale, renewal, cancellation, refund, grace period,
+    /// on hold, …). A secured push is a JWS (RS256) signed with a key from Roku's key set,
+    /// Roku's issuer, not expired and not before its time by the server's clock; unsecured
+    /// JSON pushes are refused unless configured. A notification id seen before changes
+    /// nothing. The subscription is validated again with Roku (`validate-transaction`) and
+    /// mirrored; a reported refund is recorded.
+    #[oai(
+        path = "/roku",
+        method = "post",
+        tag = "WebhookTags::Stores",
+        operation_id = "roku-notification"
+    )]
+    async fn roku(&self, body: TextBody) -> WebhookResponse {
+        store_notification(self.0.roku_notification(&body.0).await)
+    }
+
+    /// Amazon Appstore Real-time Notifications
+    ///
+    /// Amazon SNS's HTTP(S) delivery (`x-amz-sns-message-type` `Notification`,
+    /// `SubscriptionConfirmation` or `UnsubscribeConfirmation`; a JSON body sent as
+    /// `text/plain`). The signature (SignatureVersion 1, SHA1, or 2, SHA256, over SNS's
+    /// string to sign) must verify with the certificate at `SigningCertURL`, which must be
+    /// on SNS's host for a configured topic, and the message must be recent by the server's
+    /// clock. A subscription confirmation is confirmed. A message id seen before changes
+    /// nothing; otherwise the receipt is read again from RVS and mirrored.
+    #[oai(
+        path = "/amazon",
+        method = "post",
+        tag = "WebhookTags::Stores",
+        operation_id = "amazon-notification"
+    )]
+    async fn amazon(&self, request: &poem::Request, body: TextBody) -> WebhookResponse {
+        store_notification(self.0.amazon_notification(request.headers(), &body.0).await)
     }
 }
 
@@ -232,9 +312,16 @@ fn refusal(error: CoreError) -> WebhookResponse {
     }
 }
 
-fn service(core: Arc<Core>, server_url: &str) -> OpenApiService<(WebhookApi, StoreWebhookApi), ()> {
+fn service(
+    core: Arc<Core>,
+    server_url: &str,
+) -> OpenApiService<(WebhookApi, StoreWebhookApi, RokuWebhookApi), ()> {
     OpenApiService::new(
-        (WebhookApi(core.clone()), StoreWebhookApi(core)),
+        (
+            WebhookApi(core.clone()),
+            StoreWebhookApi(core.clone()),
+            RokuWebhookApi(core),
+        ),
         "boxoffice webhooks",
         env!("CARGO_PKG_VERSION"),
     )
