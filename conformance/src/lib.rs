@@ -26,6 +26,7 @@ pub mod scenario;
 pub mod scenarios;
 pub mod sso;
 pub mod step;
+pub mod stores;
 pub mod stripe;
 
 pub use config::{ConfigError, ConfigSource, Target, TargetConfig};

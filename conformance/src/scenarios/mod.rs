@@ -5,6 +5,7 @@ pub mod account;
 pub mod auth;
 pub mod device_lock;
 pub mod geo;
+pub mod iap;
 pub mod ownership;
 pub mod packages;
 pub mod payments;
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Scenario> {
         scripts::scenarios(),
         ownership::scenarios(),
         payments::scenarios(),
+        iap::scenarios(),
     ]
     .into_iter()
     .flatten()

@@ -104,24 +104,24 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// A signed-in customer; after the clock moves, sign in again (sessions and tokens expire).
-struct Shopper {
-    customer: Customer,
-    session: Session,
+pub(super) struct Shopper {
+    pub(super) customer: Customer,
+    pub(super) session: Session,
 }
 
 impl Shopper {
-    fn credential(&self) -> Credential {
+    pub(super) fn credential(&self) -> Credential {
         self.session.by_query()
     }
 }
 
-async fn shopper(ctx: &Context) -> Step<Shopper> {
+pub(super) async fn shopper(ctx: &Context) -> Step<Shopper> {
     let customer = ctx.fresh_customer().await?;
     let session = ctx.start_session(&customer).await?;
     Ok(Shopper { customer, session })
 }
 
-async fn again(ctx: &Context, shopper: Shopper) -> Step<Shopper> {
+pub(super) async fn again(ctx: &Context, shopper: Shopper) -> Step<Shopper> {
     // Signed up for this scenario, but no longer without purchases: the session checks for
     // a customer who has bought nothing no longer apply.
     let customer = Customer {
@@ -178,14 +178,14 @@ async fn discount(
     Ok((exchange.status, exchange.json().unwrap_or(Value::Null)))
 }
 
-async fn account_of(ctx: &Context, shopper: &Shopper) -> Step<Value> {
+pub(super) async fn account_of(ctx: &Context, shopper: &Shopper) -> Step<Value> {
     ctx.cloudpay
         .account(Some(&shopper.credential()))
         .await?
         .expect_json(200)
 }
 
-async fn transactions(ctx: &Context, shopper: &Shopper) -> Step<Vec<Value>> {
+pub(super) async fn transactions(ctx: &Context, shopper: &Shopper) -> Step<Vec<Value>> {
     let exchange = ctx
         .cloudpay
         .get("/api/v1/account/transactions")
@@ -202,7 +202,7 @@ async fn transactions(ctx: &Context, shopper: &Shopper) -> Step<Vec<Value>> {
         .ok_or_else(|| exchange.fail("no transactions array"))
 }
 
-fn entitlements(account: &Value) -> Vec<String> {
+pub(super) fn entitlements(account: &Value) -> Vec<String> {
     account["Entitlements"]
         .as_array()
         .map(|list| {
@@ -213,7 +213,7 @@ fn entitlements(account: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn newest_subscription(account: &Value) -> Step<&Value> {
+pub(super) fn newest_subscription(account: &Value) -> Step<&Value> {
     account["Subscriptions"]
         .get(0)
         .ok_or_else(|| fail(format!("the account has no subscription: {account}")))
