@@ -92,7 +92,12 @@ async fn start_simulator() -> anyhow::Result<(Server, String, std::path::PathBuf
     Ok((server, base, data))
 }
 
-pub async fn run(seconds: u32, connections: u32, subscribers: &[u32]) -> anyhow::Result<()> {
+pub async fn run(
+    seconds: u32,
+    connections: u32,
+    subscribers: &[u32],
+    iap_purchases: u32,
+) -> anyhow::Result<()> {
     if Command::new("wrk").arg("--version").output().is_err() {
         bail!("the benchmark needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk)");
     }
@@ -131,6 +136,12 @@ pub async fn run(seconds: u32, connections: u32, subscribers: &[u32]) -> anyhow:
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
+    if iap_purchases > 0 {
+        let (server, base, data) = start_simulator().await?;
+        crate::bench_iap::run(&base, iap_purchases).await?;
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+    }
     for &count in subscribers {
         // A fresh process and database for each size, so one run does not slow the next.
         let (server, base, data) = start_simulator().await?;

@@ -9,17 +9,18 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 
 /// Buyers working at once; each is one customer buying its share one after another.
-const BUYERS: u32 = 32;
+pub(crate) const BUYERS: u32 = 32;
 
-struct Buyer {
-    email: String,
-    password: String,
-    session: String,
-    /// How many monthly passes this buyer buys.
-    share: u32,
+pub(crate) struct Buyer {
+    pub email: String,
+    pub password: String,
+    /// A CloudPay session id.
+    pub session: String,
+    /// How many purchases this buyer makes.
+    pub share: u32,
 }
 
-async fn session_for(
+pub(crate) async fn session_for(
     client: &reqwest::Client,
     base: &str,
     email: &str,
@@ -39,7 +40,7 @@ async fn session_for(
 }
 
 /// The buyer's successful transactions, all pages.
-async fn paid_transactions(
+pub(crate) async fn paid_transactions(
     client: &reqwest::Client,
     base: &str,
     buyer: &Buyer,
@@ -70,7 +71,7 @@ async fn paid_transactions(
     Ok(paid)
 }
 
-async fn sign_up(
+pub(crate) async fn sign_up(
     client: &reqwest::Client,
     base: &str,
     config: &Value,

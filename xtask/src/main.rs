@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 
 mod bench;
+mod bench_iap;
 mod bench_renewals;
 mod openapi;
 mod sdk;
@@ -47,6 +48,10 @@ enum Task {
         /// monthly pass and renews twelve times.
         #[arg(long, value_delimiter = ',', default_values_t = [1000, 10000])]
         subscribers: Vec<u32>,
+        /// In-app purchases per store for the IAP benchmark (0 skips it): each is verified,
+        /// then renewed once with the store's notification.
+        #[arg(long, default_value_t = 1000)]
+        iap: u32,
     },
     /// Extract from Stripe's published OpenAPI document the schemas the Stripe simulator's
     /// fidelity test checks against (simulators/tests/fixtures/stripe-openapi-subset.json).
@@ -158,7 +163,8 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             connections,
             subscribers,
-        } => bench::run(seconds, connections, &subscribers).await,
+            iap,
+        } => bench::run(seconds, connections, &subscribers, iap).await,
         Task::StripeSchemas {
             spec,
             commit,

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::{run_command, sdk_check, start_simulator_mode, workspace_root};
 
-const KNOWN: [&str; 3] = ["cognito", "stripe", "apple"];
+const KNOWN: [&str; 4] = ["cognito", "stripe", "google", "apple"];
 
 /// Creates (once) the virtualenv with the pinned SDKs and returns its interpreter.
 fn virtualenv() -> anyhow::Result<PathBuf> {
@@ -64,6 +64,17 @@ pub async fn run(which: &[String]) -> anyhow::Result<()> {
             )
             .context("sdk-check stripe")?;
             println!("sdk-check stripe: ok");
+        }
+        // Before the App Store check, which moves the virtual clock: google-auth signs its
+        // assertions with the machine's clock, which the simulator holds them to.
+        if wanted.iter().any(|name| name == "google") {
+            sdk_check::google(
+                &python,
+                &config.urls.sim_google,
+                &format!("{}/google", config.urls.sim_control),
+            )
+            .context("sdk-check google")?;
+            println!("sdk-check google: ok");
         }
         if wanted.iter().any(|name| name == "apple") {
             sdk_check::apple(

@@ -101,3 +101,26 @@ pub fn apple(
     }
     Ok(())
 }
+
+/// Google's `google-api-python-client` (`androidpublisher` v3, `api_endpoint` pointed at the
+/// Google Play simulator) signed in with `google-auth` as the service account whose key file
+/// the control surface hands out (`{control_url}/service_account_key`): a subscription bought
+/// on the control surface read with `purchases.subscriptionsv2.get`, acknowledged and read
+/// with the v1 calls, a one-time product read, consumed and acknowledged, Google's errors for
+/// an unknown token and package raised as `HttpError`, and an RTDN test message pushed to a
+/// local HTTP server whose OIDC token `google.oauth2.id_token` verifies against the
+/// simulator's certificates. Progress goes to this process's output; a failed step fails with
+/// the script's message above it.
+pub fn google(python: &Path, api_endpoint: &str, control_url: &str) -> anyhow::Result<()> {
+    let script = script("google_check.py");
+    let status = Command::new(python)
+        .arg(&script)
+        .args(["--api-endpoint", api_endpoint])
+        .args(["--control-url", control_url])
+        .status()
+        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!("the google-api-python-client check against {api_endpoint} failed ({status})");
+    }
+    Ok(())
+}
