@@ -1081,6 +1081,46 @@ async fn notifications_are_pushed_with_an_oidc_token_that_verifies_and_retried()
 }
 
 #[tokio::test]
+async fn settling_waits_for_a_push_a_concurrent_round_claimed() {
+    let h = start().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_millis(300)))
+        .mount(&server)
+        .await;
+    h.push_to(&server).await;
+    h.subscribed().await;
+    let newest_state = || async {
+        let log = h
+            .send(
+                h.http
+                    .get(format!("{}/sim/control/google/notifications", h.base)),
+            )
+            .await;
+        log.ok()["messages"][0]["state"].clone()
+    };
+    // The renewal falls due; a round other than the host's (the delivery loop's) claims
+    // its push first and is still waiting for the slow endpoint when the host settles.
+    let now = h.now();
+    *h.clock.lock().expect("clock") = now + TimeDelta::days(31);
+    let concurrent = tokio::spawn({
+        let simulator = h.simulator.clone();
+        async move { simulator.deliver_due().await }
+    });
+    while newest_state().await != "in_flight" {
+        tokio::task::yield_now().await;
+    }
+    let report = h.simulator.settle_due().await;
+    assert!(report.attempts.is_empty(), "the push was the other round's");
+    assert_eq!(
+        newest_state().await,
+        "delivered",
+        "settled only once the claimed push was answered"
+    );
+    assert_eq!(concurrent.await.expect("the other round").attempts.len(), 1);
+}
+
+#[tokio::test]
 async fn every_change_is_notified_with_its_type() {
     let h = start().await;
     let server = MockServer::start().await;

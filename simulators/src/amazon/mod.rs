@@ -334,7 +334,10 @@ impl AmazonSimulator {
     /// after moving its clock, so that the endpoint has been told before the move answers.
     pub async fn settle_due(&self) -> AmazonDeliveryReport {
         // Every call brings the state up to `Now` first; a delivery round is such a call.
-        self.deliver_due().await
+        let report = self.deliver_due().await;
+        // The delivery loop may have claimed some of what fell due before this round did.
+        self.deliveries_under_way_finished().await;
+        report
     }
 
     /// Subscribes `endpoint` to the topic pending confirmation (a `SubscriptionConfirmation`

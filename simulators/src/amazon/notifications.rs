@@ -454,6 +454,13 @@ impl Topic {
         outgoing
     }
 
+    /// Whether any message is being attempted.
+    pub fn anything_in_flight(&self) -> bool {
+        self.records
+            .values()
+            .any(|record| record.state == DeliveryState::InFlight)
+    }
+
     /// Whether any of these messages is being attempted.
     pub fn any_in_flight(&self, message_ids: &[String]) -> bool {
         message_ids.iter().any(|id| {

@@ -164,6 +164,23 @@ impl AppleSimulator {
         })
     }
 
+    /// Waits, at most [`IN_FLIGHT_WAIT`], until no delivery is under way, so that what a
+    /// concurrent round (the background loop) claimed of what fell due has been tried too.
+    pub(crate) async fn deliveries_under_way_finished(&self) {
+        let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            let finished = self.inner.delivery_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if !self.lock().notifications.in_flight(Due::All) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Makes the first attempt of each of these notifications (or waits for one being made
     /// elsewhere), so that whoever caused them can answer knowing the server was told.
     pub(crate) async fn deliver_caused(&self, notifications: &[Uuid]) {

@@ -481,6 +481,8 @@ impl AppleSimulator {
     pub async fn settle(&self) -> AppleSettleReport {
         let notifications = self.settle_due();
         let deliveries = self.deliver_due().await;
+        // The background loop may have claimed some of what fell due before this round did.
+        self.deliveries_under_way_finished().await;
         AppleSettleReport {
             notifications,
             deliveries,

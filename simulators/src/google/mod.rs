@@ -332,7 +332,10 @@ impl GoogleSimulator {
     /// endpoint has been told before the move answers.
     pub async fn settle_due(&self) -> GooglePushReport {
         // Every call brings the state up to `Now` first; a delivery round is such a call.
-        self.deliver_due().await
+        let report = self.deliver_due().await;
+        // The delivery loop may have claimed some of what fell due before this round did.
+        self.pushes_under_way_finished().await;
+        report
     }
 
     pub(crate) fn config(&self) -> &GoogleConfig {

@@ -552,6 +552,13 @@ impl Outbox {
         true
     }
 
+    /// Whether any message is being pushed.
+    pub fn anything_in_flight(&self) -> bool {
+        self.messages
+            .values()
+            .any(|message| message.state == PushState::InFlight)
+    }
+
     /// Whether any of these messages is being pushed.
     pub fn any_in_flight(&self, ids: &[String]) -> bool {
         ids.iter()

@@ -15,7 +15,7 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use super::delivery::RokuPushReport;
-use super::notifications::{NotificationMessage, PushAttempt, PushState};
+use super::notifications::{NotificationMessage, PushAttempt, PushState, Redelivery};
 use super::state::{NewPurchase, Phase, Refund, Refusal, RenewalFailure, Store, Subscription};
 use super::wire::{RokuResult, TransactionResult, decimal};
 use super::{
@@ -761,6 +761,38 @@ impl SimRokuControlApi {
                 .collect()
         });
         Ok(NotificationLog { messages }).into()
+    }
+
+    /// Push a message again
+    ///
+    /// As Roku does when unsure the endpoint got it: the same message, with the same
+    /// `responseKey` (and `x-Roku-message-key`, freshly signed), pushed now; the attempt is
+    /// recorded with the others. Answers the message after the push.
+    #[oai(
+        path = "/notifications/:messageKey/redeliver",
+        method = "post",
+        operation_id = "redeliverRokuNotification"
+    )]
+    async fn redeliver(
+        &self,
+        #[oai(name = "messageKey")] message_key: Path<String>,
+    ) -> ControlResponse<NotificationMessage> {
+        let now = self.simulator.now();
+        let queued = self.simulator.lock().outbox.redeliver(&message_key, now);
+        if let Err(refusal) = queued {
+            let body = Json(RokuResult::failure(&refusal.to_string()));
+            return match refusal {
+                Redelivery::UnknownMessage => ControlResponse::NotFound(body),
+                Redelivery::NoEndpoint | Redelivery::InFlight => ControlResponse::BadRequest(body),
+            };
+        }
+        self.simulator.deliver_due().await;
+        match self.simulator.lock().outbox.message(&message_key) {
+            Some(message) => ControlResponse::Ok(Json(message.clone())),
+            None => ControlResponse::NotFound(Json(RokuResult::failure(
+                &Redelivery::UnknownMessage.to_string(),
+            ))),
+        }
     }
 
     /// Push the notifications due now

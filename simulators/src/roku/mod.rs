@@ -287,7 +287,10 @@ impl RokuSimulator {
     /// and anything else due: for the host to call after moving its clock, so that the
     /// endpoint has been told before the move answers.
     pub async fn settle_due(&self) -> RokuPushReport {
-        self.deliver_due().await
+        let report = self.deliver_due().await;
+        // The delivery loop may have claimed some of what fell due before this round did.
+        self.pushes_under_way_finished().await;
+        report
     }
 
     pub(crate) fn config(&self) -> &RokuConfig {

@@ -122,6 +122,17 @@ pub struct NotificationMessage {
     json: String,
 }
 
+/// Why a message cannot be pushed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Redelivery {
+    #[error("No message has this key")]
+    UnknownMessage,
+    #[error("No push notification endpoint is set")]
+    NoEndpoint,
+    #[error("The message is being pushed now")]
+    InFlight,
+}
+
 /// A push handed out to be sent.
 #[derive(Debug, Clone)]
 pub struct OutgoingPush {
@@ -260,6 +271,37 @@ impl Outbox {
             });
         }
         claimed
+    }
+
+    /// Makes a kept message due again now, as a push Roku is unsure arrived: the same
+    /// message key, a fresh attempt. Refused without an endpoint or while it is in flight.
+    pub fn redeliver(&mut self, key: &str, now: DateTime<Utc>) -> Result<(), Redelivery> {
+        if self.target.is_none() {
+            return Err(Redelivery::NoEndpoint);
+        }
+        let serial = *self.by_key.get(key).ok_or(Redelivery::UnknownMessage)?;
+        let message = self
+            .messages
+            .get_mut(&serial)
+            .ok_or(Redelivery::UnknownMessage)?;
+        if message.state == PushState::InFlight {
+            return Err(Redelivery::InFlight);
+        }
+        if let Some(at) = message.next_attempt_at {
+            self.due.remove(&(at, serial));
+        }
+        message.state = PushState::Pending;
+        message.next_attempt_at = Some(now);
+        self.due.insert((now, serial));
+        self.settled.retain(|settled| *settled != serial);
+        Ok(())
+    }
+
+    /// Whether any message is being pushed.
+    pub fn anything_in_flight(&self) -> bool {
+        self.messages
+            .values()
+            .any(|message| message.state == PushState::InFlight)
     }
 
     /// Whether any of these messages is being pushed.
