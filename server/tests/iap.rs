@@ -360,32 +360,39 @@ async fn roku_renewals_through_the_clock_are_recorded_once_each() {
 }
 
 #[tokio::test]
-async fn a_roku_cancellation_ends_access_and_a_refund_is_recorded() {
+async fn a_roku_partial_refund_keeps_access_and_a_revocation_refunds_the_rest() {
     let app = TestApp::start().await;
     let request = bought_and_verified(&app, &Roku).await;
     let id = purchase_id(&request).to_owned();
     let (status, body) = app
         .post_json(
             &format!("/sim/control/roku/transactions/{id}/refund"),
-            &json!({}),
+            &json!({ "amountMinor": 300 }),
         )
         .await;
     assert_eq!(status, 200, "refund: {body}");
     let alice = shopper(&app, 0).await;
-    let history = transactions(&app, &alice).await;
-    assert_eq!(history.len(), 2, "{history:?}");
-    assert!(
-        history.iter().any(|entry| entry["Amount"] == -7.99),
-        "a refund of 7.99: {history:?}"
+    let refunds = |history: Vec<Value>| -> Vec<Value> {
+        history
+            .into_iter()
+            .filter(|entry| entry["Amount"].as_f64().is_some_and(|amount| amount < 0.0))
+            .map(|entry| entry["Amount"].clone())
+            .collect()
+    };
+    assert_eq!(
+        refunds(transactions(&app, &alice).await),
+        [json!(-3.0)],
+        "the amount Roku's push says"
     );
-    let (status, body) = app
-        .post_json(
-            &format!("/sim/control/roku/subscriptions/{id}/cancel"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "cancel: {body}");
+    assert_eq!(subscription_type(&app).await, "active", "Roku goes on");
+    assert_eq!(entitlements(&app).await, json!(["live", "vod"]));
+
+    control_subscription(&app, "roku", &request, "revoke", json!({})).await;
+    assert_eq!(subscription_type(&app).await, "refunded");
     assert_eq!(entitlements(&app).await, json!([]));
+    let mut amounts = refunds(transactions(&app, &alice).await);
+    amounts.sort_by(|a, b| a.as_f64().partial_cmp(&b.as_f64()).expect("numbers"));
+    assert_eq!(amounts, [json!(-4.99), json!(-3.0)], "the rest, once");
     app.stop().await;
 }
 

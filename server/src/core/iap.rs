@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::{Core, CoreError, Credential};
 use crate::core::model::{
-    Customer, Money, Package, PaymentProvider, StorePlatform, Subscription, SubscriptionStatus,
-    Transaction, TransactionKind,
+    Currency, Customer, Money, Package, PaymentProvider, StorePlatform, Subscription,
+    SubscriptionStatus, Transaction, TransactionKind,
 };
 use crate::providers::amazon::{AmazonClient, AmazonNotificationContent, AmazonNotificationError};
 use crate::providers::apple::{AppleClient, AppleNotificationError};
@@ -128,8 +128,17 @@ fn store_price(view: &StoreSubscription) -> Option<Money> {
     let (minor_units, code) = view.latest_payment.price.as_ref()?;
     Some(Money {
         minor_units: *minor_units,
-        currency: crate::core::model::Currency::parse(code)?,
+        currency: Currency::parse(code)?,
     })
+}
+
+/// A refund a store reported in a notification.
+struct ReportedRefund<'a> {
+    at: DateTime<Utc>,
+    /// The store's id of the refund, when it has one.
+    id: Option<&'a str>,
+    /// What went back (minor units, ISO 4217 code), when the store says; else the payment.
+    amount: Option<&'a (i64, String)>,
 }
 
 /// The store's code for why the subscription is not in good standing.
@@ -375,29 +384,19 @@ impl Core {
         let Some((token, voided_at)) = push.purchase.clone() else {
             return Ok(StoreNotificationOutcome::Ignored);
         };
-        let mut view = google
+        let view = google
             .subscription(&token, now)
             .await
             .map_err(|refusal| store_error(PaymentProvider::Google, refusal))?;
-        // A voided order of a subscription the store has ended (revoked) ends it as
-        // refunded; one the store still honours (a refund without revocation) is a refund
-        // of that payment while the subscription goes on, as in Google Play.
-        let refund_only = match voided_at {
-            Some(at)
-                if matches!(
-                    view.state,
-                    StoreState::Expired | StoreState::Refunded { .. }
-                ) =>
-            {
-                view.state = StoreState::Refunded { at };
-                None
-            }
-            other => other,
-        };
         self.mirror_store_subscription(PaymentProvider::Google, &view, None)
             .await?;
-        if let Some(at) = refund_only {
-            self.record_store_refund(PaymentProvider::Google, &view, at)
+        if let Some(at) = voided_at {
+            let refund = ReportedRefund {
+                at,
+                id: None,
+                amount: None,
+            };
+            self.record_store_refund(PaymentProvider::Google, &view, refund)
                 .await?;
         }
         self.store_notice_applied(PaymentProvider::Google, &push.id, &push.kind, &view, now)
@@ -442,7 +441,12 @@ impl Core {
         self.mirror_store_subscription(PaymentProvider::Roku, &view, None)
             .await?;
         if let Some(refund) = &notification.refund {
-            self.record_store_refund(PaymentProvider::Roku, &view, refund.at)
+            let refund = ReportedRefund {
+                at: refund.at,
+                id: Some(&refund.refund_id),
+                amount: refund.amount.as_ref(),
+            };
+            self.record_store_refund(PaymentProvider::Roku, &view, refund)
                 .await?;
         }
         self.store_notice_applied(
@@ -757,13 +761,16 @@ impl Core {
             .await?)
     }
 
-    /// Records the refund of the store's latest payment of a subscription that goes on.
-    /// Recording it again is a no-op (refunds are unique per provider id).
+    /// Records a refund the store reported of its latest payment. Of a subscription the
+    /// store has ended (revoked), the refund ends it as refunded; of one the store still
+    /// honours (Google Play's refund without revocation, Roku's refund of a payment), the
+    /// subscription goes on. Recording it again is a no-op (refunds are unique per provider
+    /// id).
     async fn record_store_refund(
         &self,
         provider: PaymentProvider,
         view: &StoreSubscription,
-        at: DateTime<Utc>,
+        reported: ReportedRefund<'_>,
     ) -> Result<(), CoreError> {
         for _ in 0..4 {
             let Some(subscription) = self
@@ -773,17 +780,43 @@ impl Core {
             else {
                 return Ok(());
             };
-            let Some(refund) = self.store_refund(&subscription, view, at).await? else {
+            let Some(mut refund) = self.store_refund(&subscription, view, reported.at).await?
+            else {
                 return Ok(());
             };
+            // A store that names its refunds (Roku) may refund part of a payment, more
+            // than once: each refund is its own transaction, of the amount it says.
+            if let Some(id) = reported.id {
+                refund.external_id = format!("refund:{id}");
+            }
+            if let Some((minor_units, code)) = reported.amount
+                && let Some(currency) = Currency::parse(code)
+            {
+                let paid = -refund.amount.minor_units;
+                let returned = if currency == refund.amount.currency {
+                    (*minor_units).min(paid).max(0)
+                } else {
+                    (*minor_units).max(0)
+                };
+                refund.amount = Money {
+                    minor_units: -returned,
+                    currency,
+                };
+            }
+            let mut change = SubscriptionChange::from(&subscription);
+            if matches!(
+                view.state,
+                StoreState::Expired | StoreState::Refunded { .. }
+            ) {
+                change.status = SubscriptionStatus::Refunded;
+                change.access_until = Some(reported.at);
+                change.ended_at = Some(reported.at);
+                change.cancelled_at = subscription.cancelled_at.or(Some(reported.at));
+                change.cancel_reason = Some("refunded by the store");
+            }
             if self
                 .store
-                .change_subscription(
-                    &SubscriptionChange::from(&subscription),
-                    Some(&refund),
-                    &JobChange::None,
-                    self.now(),
-                )
+                .change_subscription(&change, Some(&refund), &JobChange::None, self.now())
                 .await?
             {
                 return Ok(());
