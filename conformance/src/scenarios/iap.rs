@@ -80,6 +80,8 @@ pub fn scenarios() -> Vec<Scenario> {
     [
         store_scenarios!(StoreKind::Apple, "apple"),
         store_scenarios!(StoreKind::Google, "google"),
+        store_scenarios!(StoreKind::Roku, "roku"),
+        store_scenarios!(StoreKind::Amazon, "amazon"),
     ]
     .into_iter()
     .flatten()
@@ -255,8 +257,9 @@ fn failed_renewal_expires(ctx: &Context, store: StorePlayer) -> ScenarioFuture<'
         let (shopper, purchase) = bought(ctx, &store).await?;
         store.fail_renewals_with_grace(&purchase).await?;
         let expiry = store.expiry(&purchase).await?;
-        // Past every store's grace period and retries (Apple: 60 days, Google: 7 days of
-        // grace and 30 of account hold).
+        // Past every store's grace period and retries (Apple: 60 days; Google: 7 days of
+        // grace and 30 of account hold; Roku: 3 days of grace and 57 on hold; Amazon: 3
+        // days of grace).
         let clock = ctx.clock()?;
         clock.set_to(expiry + 61 * 86_400_000).await?;
         let shopper = again(ctx, shopper).await?;
