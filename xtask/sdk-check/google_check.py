@@ -141,10 +141,16 @@ def check_push(api_endpoint, control_url, package):
             }
         control(f"{control_url}/rtdn", restored, method="PUT")
         receiver.shutdown()
-    expect(len(receiver.pushes) == 1, f"the receiver got {len(receiver.pushes)} pushes")
-    headers, body = receiver.pushes[0]
-    envelope = json.loads(body)
-    notification = json.loads(base64.b64decode(envelope["message"]["data"]))
+    # Retries the subscription still owed (the purchases above are unknown to the server,
+    # which refuses their notifications) go to the new endpoint too, as in Pub/Sub.
+    tests = []
+    for headers, body in receiver.pushes:
+        envelope = json.loads(body)
+        notification = json.loads(base64.b64decode(envelope["message"]["data"]))
+        if "testNotification" in notification:
+            tests.append((headers, envelope, notification))
+    expect(len(tests) == 1, f"the receiver got {len(tests)} test notifications")
+    headers, envelope, notification = tests[0]
     expect(notification.get("packageName") == package, f"the notification is {notification}")
     expect(notification.get("testNotification") == {"version": "1.0"}, f"the notification is {notification}")
     expect(envelope.get("subscription", "").endswith("/subscriptions/sdk-check"), f"subscription is {envelope.get('subscription')!r}")

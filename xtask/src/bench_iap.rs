@@ -16,6 +16,8 @@ use crate::bench_renewals::{BUYERS, Buyer, paid_transactions, sign_up};
 enum Store {
     Apple,
     Google,
+    Roku,
+    Amazon,
 }
 
 impl Store {
@@ -23,6 +25,18 @@ impl Store {
         match self {
             Store::Apple => "App Store",
             Store::Google => "Google Play",
+            Store::Roku => "Roku Pay",
+            Store::Amazon => "Amazon",
+        }
+    }
+
+    /// The catalogue's `IAPData[].Platform`.
+    fn platform(self) -> &'static str {
+        match self {
+            Store::Apple => "Apple",
+            Store::Google => "Google",
+            Store::Roku => "Roku",
+            Store::Amazon => "Amazon",
         }
     }
 }
@@ -37,6 +51,8 @@ async fn buy(
     let (path, body) = match store {
         Store::Apple => ("apple/purchases", json!({ "productId": product })),
         Store::Google => ("google/subscriptions", json!({ "productId": product })),
+        Store::Roku => ("roku/purchases", json!({ "productId": product })),
+        Store::Amazon => ("amazon/purchases", json!({ "sku": product })),
     };
     let response = client
         .post(format!("{base}/sim/control/{path}"))
@@ -63,7 +79,46 @@ async fn buy(
                 "productId": bought["productId"]
             }
         }),
+        Store::Roku => json!({
+            "platform": "roku",
+            "receipt": { "purchaseIdentifier": bought["purchaseId"] }
+        }),
+        Store::Amazon => json!({
+            "platform": "amazon",
+            "receipt": {
+                "purchaseIdentifier": bought["receipt"]["receiptId"],
+                "userId": bought["userData"]["userId"]
+            }
+        }),
     })
+}
+
+/// The product the catalogue's IAP package is sold as at `store`.
+async fn product_of(
+    client: &reqwest::Client,
+    base: &str,
+    config: &Value,
+    store: Store,
+) -> anyhow::Result<String> {
+    let package_id = config["fixtures"]["iapPackageId"]
+        .as_str()
+        .context("the simulator names no IAP package")?;
+    let packages: Value = client
+        .get(format!("{base}/cloudpay/api/v1/package"))
+        .query(&[("type", "iap")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    packages["SubscriptionPlanOptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|package| package["Id"].as_str() == Some(package_id))
+        .flat_map(|package| package["IAPData"].as_array().cloned().unwrap_or_default())
+        .find(|product| product["Platform"].as_str() == Some(store.platform()))
+        .and_then(|product| product["ProductID"].as_str().map(str::to_owned))
+        .with_context(|| format!("{package_id} is not sold at {}", store.name()))
 }
 
 async fn run_store(
@@ -73,12 +128,7 @@ async fn run_store(
     store: Store,
     purchases: u32,
 ) -> anyhow::Result<()> {
-    let product = match store {
-        Store::Apple => config["apple"]["productIds"][0].as_str(),
-        Store::Google => config["google"]["productIds"][0].as_str(),
-    }
-    .context("the simulator sells no subscription")?
-    .to_owned();
+    let product = product_of(client, base, config, store).await?;
     let count = BUYERS.min(purchases);
     let mut buyers = Vec::new();
     for index in 0..count {
@@ -170,7 +220,7 @@ pub async fn run(base: &str, purchases: u32) -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    for store in [Store::Apple, Store::Google] {
+    for store in [Store::Apple, Store::Google, Store::Roku, Store::Amazon] {
         run_store(&client, base, &config, store, purchases).await?;
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `cargo xtask sdk-check …`: the providers' official client libraries, installed from PyPI
-//! into a virtualenv under target/, pointed at a fresh simulator-mode server.
+//! into a virtualenv under target/ (and, for Amazon, from npm beside the check script),
+//! pointed at a fresh simulator-mode server.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,7 +9,7 @@ use anyhow::{Context, bail};
 
 use crate::{run_command, sdk_check, start_simulator_mode, workspace_root};
 
-const KNOWN: [&str; 4] = ["cognito", "stripe", "google", "apple"];
+const KNOWN: [&str; 5] = ["cognito", "stripe", "google", "apple", "amazon"];
 
 /// Creates (once) the virtualenv with the pinned SDKs and returns its interpreter.
 fn virtualenv() -> anyhow::Result<PathBuf> {
@@ -85,6 +86,14 @@ pub async fn run(which: &[String]) -> anyhow::Result<()> {
             )
             .context("sdk-check apple")?;
             println!("sdk-check apple: ok");
+        }
+        if wanted.iter().any(|name| name == "amazon") {
+            sdk_check::amazon(
+                &config.urls.sim_amazon,
+                &format!("{}/amazon", config.urls.sim_control),
+            )
+            .context("sdk-check amazon")?;
+            println!("sdk-check amazon: ok");
         }
         Ok(())
     })

@@ -1,5 +1,7 @@
 //! The official SDK checks themselves: Python scripts under `xtask/sdk-check/`, run with
-//! an interpreter that has the pinned SDKs (`xtask/sdk-check/requirements.txt`) installed.
+//! an interpreter that has the pinned SDKs (`xtask/sdk-check/requirements.txt`) installed,
+//! and a Node.js script for the one library AWS publishes only for Node.js (pinned in
+//! `xtask/sdk-check/package-lock.json`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,6 +123,42 @@ pub fn google(python: &Path, api_endpoint: &str, control_url: &str) -> anyhow::R
         .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
     if !status.success() {
         bail!("the google-api-python-client check against {api_endpoint} failed ({status})");
+    }
+    Ok(())
+}
+
+/// AWS's SNS message validator for Node.js (`sns-validator`, installed with `npm ci` from
+/// the committed lock file): the Amazon simulator's `SubscriptionConfirmation` and a
+/// Real-time Notification verify (SignatureVersion 1, RSA-SHA1, the certificate fetched from
+/// the simulator), a tampered one does not, and RVS answers a purchase's receipt and
+/// Amazon's error statuses. The check subscribes its own endpoint to the topic, so it runs
+/// last. Progress goes to this process's output; a failed step fails with the script's
+/// message above it.
+pub fn amazon(api_endpoint: &str, control_url: &str) -> anyhow::Result<()> {
+    let directory = script("");
+    let installed = Command::new("npm")
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(&directory)
+        .status()
+        .context("npm is needed for sdk-check amazon (Debian: apt-get install nodejs npm)")?;
+    if !installed.success() {
+        bail!("npm ci in {} failed ({installed})", directory.display());
+    }
+    let script = script("amazon_check.js");
+    let status = Command::new("node")
+        .arg(&script)
+        .args(["--api-endpoint", api_endpoint])
+        .args(["--control-url", control_url])
+        .status()
+        .with_context(|| format!("cannot run node {}", script.display()))?;
+    if !status.success() {
+        bail!("the sns-validator check against {api_endpoint} failed ({status})");
     }
     Ok(())
 }
