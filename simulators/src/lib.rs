@@ -8,6 +8,7 @@
 pub mod amazon;
 pub mod apple;
 pub mod clock;
+mod delivery;
 pub mod google;
 pub mod roku;
 pub mod sso;

@@ -144,21 +144,12 @@ impl AmazonSimulator {
         })
     }
 
-    /// Waits, at most [`IN_FLIGHT_WAIT`], until no delivery is under way, so that what a
-    /// concurrent round (the background loop) claimed of what fell due has been tried too.
+    /// Waits, at most [`IN_FLIGHT_WAIT`], until no delivery is under way.
     pub(crate) async fn deliveries_under_way_finished(&self) {
-        let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
-        loop {
-            let finished = self.inner.delivery_finished.notified();
-            tokio::pin!(finished);
-            finished.as_mut().enable();
-            if !self.lock().topic.anything_in_flight() {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, finished).await.is_err() {
-                return;
-            }
-        }
+        crate::delivery::until_idle(&self.inner.delivery_finished, IN_FLIGHT_WAIT, || {
+            self.lock().topic.anything_in_flight()
+        })
+        .await;
     }
 
     /// Makes the first attempt of these messages (or waits for one being made elsewhere), so

@@ -164,21 +164,12 @@ impl GoogleSimulator {
         })
     }
 
-    /// Waits, at most [`IN_FLIGHT_WAIT`], until no push is under way, so that what a
-    /// concurrent round (the background loop) claimed of what fell due has been tried too.
+    /// Waits, at most [`IN_FLIGHT_WAIT`], until no push is under way.
     pub(crate) async fn pushes_under_way_finished(&self) {
-        let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
-        loop {
-            let finished = self.inner.push_finished.notified();
-            tokio::pin!(finished);
-            finished.as_mut().enable();
-            if !self.lock().outbox.anything_in_flight() {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, finished).await.is_err() {
-                return;
-            }
-        }
+        crate::delivery::until_idle(&self.inner.push_finished, IN_FLIGHT_WAIT, || {
+            self.lock().outbox.anything_in_flight()
+        })
+        .await;
     }
 
     /// Makes the first push of these messages (or waits for one being made elsewhere), so
