@@ -465,13 +465,13 @@ impl Core {
     /// confirmed, so that SNS starts delivering.
     pub async fn amazon_notification(
         &self,
-        headers: &poem::http::HeaderMap,
+        declared_type: Option<&[u8]>,
         body: &[u8],
     ) -> Result<StoreNotificationOutcome, StoreNotificationError> {
         let amazon = self.amazon()?;
         let now = self.now();
         let notification = amazon
-            .read_notification(headers, body, now)
+            .read_notification(declared_type, body, now)
             .await
             .map_err(|error| match error {
                 AmazonNotificationError::Unavailable(detail) => {

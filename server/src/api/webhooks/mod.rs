@@ -288,7 +288,11 @@ impl RokuWebhookApi {
         operation_id = "amazon-notification"
     )]
     async fn amazon(&self, request: &poem::Request, body: TextBody) -> WebhookResponse {
-        store_notification(self.0.amazon_notification(request.headers(), &body.0).await)
+        let declared_type = request
+            .headers()
+            .get("x-amz-sns-message-type")
+            .map(|value| value.as_bytes());
+        store_notification(self.0.amazon_notification(declared_type, &body.0).await)
     }
 }
 

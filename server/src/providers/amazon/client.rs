@@ -402,20 +402,20 @@ impl AmazonClient {
     }
 
     /// An SNS message POSTed to the notification endpoint, verified and read: the
-    /// `x-amz-sns-message-type` header (when sent) must match the body, the topic must be one
+    /// `x-amz-sns-message-type` header (`declared_type`, when sent) must match the body, the topic must be one
     /// of [`AmazonSettings::sns_topic_arns`], the `SigningCertURL` (and a `SubscribeURL`) one
     /// of SNS's, the signature SNS's, the `Timestamp` no older than
     /// [`AmazonSettings::notification_max_age`], and a notification must be for the app.
     pub async fn read_notification(
         &self,
-        headers: &poem::http::HeaderMap,
+        declared_type: Option<&[u8]>,
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<AmazonNotification, AmazonNotificationError> {
         let message: SnsMessage = serde_json::from_slice(body)
             .map_err(|error| AmazonNotificationError::Malformed(error.to_string()))?;
-        if let Some(declared) = headers.get("x-amz-sns-message-type")
-            && declared.as_bytes() != message.message_type.as_bytes()
+        if let Some(declared) = declared_type
+            && declared != message.message_type.as_bytes()
         {
             return Err(AmazonNotificationError::Malformed(
                 "x-amz-sns-message-type does not match the message's Type".into(),
