@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 /// Waits, at most `limit`, until `busy` says no delivery is under way, checking again each
 /// time a round signals `finished`. A host settling after a clock move calls it after its
@@ -17,6 +18,38 @@ pub(crate) async fn until_idle(finished: &Notify, limit: Duration, busy: impl Fn
         woken.as_mut().enable();
         if !busy() || tokio::time::timeout_at(deadline, woken).await.is_err() {
             return;
+        }
+    }
+}
+
+/// How many sends of one delivery round are in flight at once: a burst (a clock moved past
+/// a thousand renewals) must not open more connections than a receiver can answer before
+/// the sends time out.
+pub(crate) const MAX_CONCURRENT_SENDS: usize = 32;
+
+/// Runs `sends` at most [`MAX_CONCURRENT_SENDS`] at a time, each in a task of its own: their
+/// results in the order given, `None` for one whose task failed.
+pub(crate) async fn send_all<F>(sends: Vec<F>) -> Vec<Option<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut results: Vec<Option<F::Output>> = sends.iter().map(|_| None).collect();
+    let mut running = JoinSet::new();
+    let mut queue = sends.into_iter().enumerate();
+    loop {
+        while running.len() < MAX_CONCURRENT_SENDS
+            && let Some((index, send)) = queue.next()
+        {
+            running.spawn(async move { (index, send.await) });
+        }
+        let Some(joined) = running.join_next().await else {
+            return results;
+        };
+        if let Ok((index, result)) = joined
+            && let Some(slot) = results.get_mut(index)
+        {
+            *slot = Some(result);
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use poem_openapi::Object;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::AmazonSimulator;
@@ -23,9 +23,6 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How much of an endpoint's answer is kept with the attempt.
 const RESPONSE_BODY_LIMIT: usize = 1000;
-
-/// At most this many deliveries are in flight at once.
-const MAX_CONCURRENT_DELIVERIES: usize = 32;
 
 /// How long to wait for someone else's attempt at a message we need attempted; past the
 /// attempt timeout, so only a lost attempt is given up on.
@@ -183,37 +180,26 @@ impl AmazonSimulator {
         self.lock().topic.claim_due(now, wanted)
     }
 
-    /// Sends claimed messages, at most [`MAX_CONCURRENT_DELIVERIES`] at a time, in a task of
-    /// their own, so that they are recorded even if whoever waits for them goes away.
+    /// Sends claimed messages ([`crate::delivery::send_all`]) in a task of their own, so that
+    /// they are recorded even if whoever waits for them goes away.
     fn start_delivering(&self, due: Vec<Outgoing>) -> JoinHandle<Vec<DeliveryAttempt>> {
         let simulator = self.clone();
         tokio::spawn(async move {
             let client = simulator.inner.http.get_or_init(http_client).clone();
-            let mut results: Vec<Option<AttemptResult>> = vec![None; due.len()];
-            let mut sending = JoinSet::new();
-            let mut queue = due.iter().cloned().enumerate();
-            loop {
-                while sending.len() < MAX_CONCURRENT_DELIVERIES
-                    && let Some((index, message)) = queue.next()
-                {
+            let sends: Vec<_> = due
+                .iter()
+                .cloned()
+                .map(|message| {
                     let client = client.clone();
-                    sending.spawn(async move {
-                        let result = match client {
+                    async move {
+                        match client {
                             Ok(client) => post(&client, &message).await,
                             Err(error) => failed(format!("no HTTP client: {error}")),
-                        };
-                        (index, result)
-                    });
-                }
-                let Some(joined) = sending.join_next().await else {
-                    break;
-                };
-                if let Ok((index, result)) = joined
-                    && let Some(slot) = results.get_mut(index)
-                {
-                    *slot = Some(result);
-                }
-            }
+                        }
+                    }
+                })
+                .collect();
+            let results = crate::delivery::send_all(sends).await;
             let attempts: Vec<DeliveryAttempt> = {
                 let mut state = simulator.lock();
                 due.iter()

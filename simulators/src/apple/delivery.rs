@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use poem_openapi::Object;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use uuid::Uuid;
 
@@ -19,10 +19,6 @@ pub const BACKGROUND_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long the server has to answer an attempt before it counts as timed out.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Notifications in flight at once: a sender's bounded connection pool, so that a burst
-/// (every renewal of a clock move) queues here instead of timing out at a busy receiver.
-const MAX_CONCURRENT_SENDS: usize = 32;
 
 /// How much of the server's answer is kept with the attempt.
 const RESPONSE_BODY_LIMIT: usize = 1000;
@@ -207,8 +203,8 @@ impl AppleSimulator {
         })
     }
 
-    /// Sends claimed notifications, at most [`MAX_CONCURRENT_SENDS`] at a time, in a task
-    /// of their own, so that they are recorded even if whoever waits for them goes away.
+    /// Sends claimed notifications ([`crate::delivery::send_all`]) in a task of their own,
+    /// so that they are recorded even if whoever waits for them goes away.
     fn start_sending(
         &self,
         due: Vec<OutgoingNotification>,
@@ -216,25 +212,15 @@ impl AppleSimulator {
         let simulator = self.clone();
         tokio::spawn(async move {
             let client = simulator.inner.http.get_or_init(http_client).clone();
-            let mut sending = JoinSet::new();
-            let mut queue = due.iter().cloned().enumerate();
-            let mut results: Vec<Option<AttemptResult>> = vec![None; due.len()];
-            loop {
-                while sending.len() < MAX_CONCURRENT_SENDS
-                    && let Some((index, notification)) = queue.next()
-                {
+            let sends: Vec<_> = due
+                .iter()
+                .cloned()
+                .map(|notification| {
                     let client = client.clone();
-                    sending.spawn(async move { (index, post(client, &notification).await) });
-                }
-                let Some(joined) = sending.join_next().await else {
-                    break;
-                };
-                if let Ok((index, result)) = joined
-                    && let Some(slot) = results.get_mut(index)
-                {
-                    *slot = Some(result);
-                }
-            }
+                    async move { post(client, &notification).await }
+                })
+                .collect();
+            let results = crate::delivery::send_all(sends).await;
             let attempts: Vec<NotificationAttempt> = {
                 let mut shared = simulator.lock();
                 due.iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use poem_openapi::Object;
 use serde::Serialize;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::GoogleSimulator;
@@ -23,9 +23,6 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much of an endpoint's answer is kept with the attempt.
 const RESPONSE_BODY_LIMIT: usize = 1000;
-
-/// At most this many pushes are in flight at once.
-const MAX_CONCURRENT_PUSHES: usize = 32;
 
 /// How long to wait for someone else's push of a message we need pushed; past the push
 /// timeout, so only a lost push is given up on.
@@ -223,43 +220,32 @@ impl GoogleSimulator {
             .map_err(|error| format!("cannot sign the OIDC token: {error}"))
     }
 
-    /// Sends claimed pushes, at most [`MAX_CONCURRENT_PUSHES`] at a time, in a task of
-    /// their own, so that they are recorded even if whoever waits for them goes away.
+    /// Sends claimed pushes ([`crate::delivery::send_all`]) in a task of their own, so that
+    /// they are recorded even if whoever waits for them goes away.
     fn start_pushing(&self, due: Vec<OutgoingPush>) -> JoinHandle<Vec<PushAttempt>> {
         let simulator = self.clone();
         tokio::spawn(async move {
             let client = simulator.inner.http.get_or_init(http_client).clone();
-            let mut results: Vec<Option<PushResult>> = vec![None; due.len()];
-            let mut pushing = JoinSet::new();
-            let mut queue = due.iter().cloned().enumerate();
-            loop {
-                while pushing.len() < MAX_CONCURRENT_PUSHES
-                    && let Some((index, push)) = queue.next()
-                {
+            let sends: Vec<_> = due
+                .iter()
+                .cloned()
+                .map(|push| {
                     let client = client.clone();
                     let id_token = push
                         .oidc
                         .as_ref()
                         .map(|identity| simulator.id_token(identity, push.attempted_at))
                         .transpose();
-                    pushing.spawn(async move {
-                        let result = match (client, id_token) {
+                    async move {
+                        match (client, id_token) {
                             (Err(error), _) => failed(format!("no HTTP client: {error}")),
                             (_, Err(error)) => failed(error),
                             (Ok(client), Ok(id_token)) => post(&client, &push, id_token).await,
-                        };
-                        (index, result)
-                    });
-                }
-                let Some(joined) = pushing.join_next().await else {
-                    break;
-                };
-                if let Ok((index, result)) = joined
-                    && let Some(slot) = results.get_mut(index)
-                {
-                    *slot = Some(result);
-                }
-            }
+                        }
+                    }
+                })
+                .collect();
+            let results = crate::delivery::send_all(sends).await;
             let attempts: Vec<PushAttempt> = {
                 let mut state = simulator.lock();
                 due.iter()
