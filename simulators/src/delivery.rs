@@ -1,5 +1,5 @@
-//! What the simulators' outboxes (App Store notifications, RTDN, Roku pushes, SNS messages)
-//! share about delivery rounds.
+//! What the simulators' outboxes (Stripe webhooks, App Store notifications, RTDN, Roku
+//! pushes, SNS messages) share about delivery rounds.
 
 use std::time::Duration;
 

@@ -4,7 +4,9 @@
 
 use super::{Core, CoreError};
 use crate::core::model::{PaymentProvider, Transaction, TransactionKind};
-use crate::providers::stripe::{Event, EventObject, SignatureError, verify_signature};
+use crate::providers::stripe::{
+    Event, EventObject, PaymentIntent, SignatureError, metadata, verify_signature,
+};
 
 /// What became of a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,18 +46,39 @@ impl Core {
             settings.webhook_tolerance_seconds,
         )?;
         let event = Event::parse(payload).map_err(WebhookError::Malformed)?;
-        if self
-            .store
-            .event_seen(PaymentProvider::Stripe, &event.id)
-            .await
-            .map_err(CoreError::from)?
-        {
+        let (seen, renewal_in_hand) = match &event.object {
+            EventObject::PaymentIntent(intent)
+                if let Some((subscription, period)) = renewal_of(intent) =>
+            {
+                let notice = self
+                    .store
+                    .renewal_notice(
+                        PaymentProvider::Stripe,
+                        &event.id,
+                        subscription,
+                        period,
+                        self.now(),
+                    )
+                    .await
+                    .map_err(CoreError::from)?;
+                (notice.seen, notice.in_hand)
+            }
+            _ => {
+                let seen = self
+                    .store
+                    .event_seen(PaymentProvider::Stripe, &event.id)
+                    .await
+                    .map_err(CoreError::from)?;
+                (seen, false)
+            }
+        };
+        if seen {
             return Ok(WebhookOutcome::Replayed);
         }
         let outcome = match &event.object {
-            EventObject::PaymentIntent(intent) if self.renewal_in_hand(intent).await? => {
-                WebhookOutcome::Applied
-            }
+            // The usual case: the worker has Stripe's answer before the webhook arrives, or
+            // is charging and will record it. Either way Stripe need not be asked again.
+            EventObject::PaymentIntent(_) if renewal_in_hand => WebhookOutcome::Applied,
             EventObject::PaymentIntent(intent) => {
                 let intent = self.fresh_payment_intent(&intent.id).await?;
                 self.settle_payment_intent(&intent, Some(&event.id)).await?;
@@ -89,39 +112,10 @@ impl Core {
         Ok(outcome)
     }
 
-    /// Whether the event's intent is a renewal the billing clock has in hand: recorded
-    /// already (the usual case: the worker has Stripe's answer before the webhook arrives),
-    /// or being charged by a worker that will record Stripe's answer. Either way Stripe
-    /// need not be asked again.
-    async fn renewal_in_hand(
-        &self,
-        intent: &crate::providers::stripe::PaymentIntent,
-    ) -> Result<bool, CoreError> {
-        let metadata = &intent.metadata;
-        let (Some(subscription_id), Some(period)) = (
-            metadata.get(crate::providers::stripe::metadata::SUBSCRIPTION),
-            metadata
-                .get(crate::providers::stripe::metadata::PERIOD)
-                .and_then(|period| period.parse::<i64>().ok()),
-        ) else {
-            return Ok(false);
-        };
-        let recorded = self
-            .store
-            .subscription(subscription_id)
-            .await?
-            .is_some_and(|subscription| subscription.current_period >= period);
-        Ok(recorded
-            || self
-                .store
-                .renewal_in_progress(subscription_id, period, self.now())
-                .await?)
-    }
-
     async fn fresh_payment_intent(
         &self,
         id: &str,
-    ) -> Result<crate::providers::stripe::PaymentIntent, CoreError> {
+    ) -> Result<PaymentIntent, CoreError> {
         self.stripe()?
             .payment_intent(id)
             .await
@@ -186,4 +180,11 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// The subscription and period a renewal's intent pays for, from its metadata.
+fn renewal_of(intent: &PaymentIntent) -> Option<(&str, i64)> {
+    let subscription = intent.metadata.get(metadata::SUBSCRIPTION)?;
+    let period = intent.metadata.get(metadata::PERIOD)?.parse().ok()?;
+    Some((subscription, period))
 }

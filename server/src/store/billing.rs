@@ -205,6 +205,15 @@ fn billing_profile_from_row(row: &AnyRow) -> Result<BillingProfile, StoreError> 
     })
 }
 
+/// What a provider's notification about a renewal finds stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalNotice {
+    /// The notification was applied before.
+    pub seen: bool,
+    /// The renewal's period is recorded, or a worker is charging for it.
+    pub in_hand: bool,
+}
+
 /// A period of a subscription whose end needs settling, as claimed by one worker.
 #[derive(Debug, Clone)]
 pub struct BillingJob {
@@ -829,25 +838,40 @@ impl Store {
             .collect()
     }
 
-    /// Whether a worker holds the job for this period under a live lease: it is charging
-    /// for it now and will record what Stripe answers (or its lease runs out and another
+    /// What is known of a renewal a provider notifies about, in one read (a renewal's
+    /// notification is the most frequent write-free request there is): whether the
+    /// notification was applied before, and whether the renewal is in hand — its period
+    /// recorded already, or a worker holding its job under a live lease, charging for it
+    /// now and recording what the provider answers (or its lease runs out and another
     /// worker repeats the charge, with the same idempotency key).
-    pub async fn renewal_in_progress(
+    pub async fn renewal_notice(
         &self,
+        provider: PaymentProvider,
+        event_id: &str,
         subscription_id: &str,
         period: i64,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let claimed: Option<i64> = sqlx::query_scalar(
-            "SELECT period FROM billing_jobs WHERE subscription_id = $1 AND period = $2 \
-             AND status = 'pending' AND claimed_until > $3",
+    ) -> Result<RenewalNotice, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT COUNT(*) FROM provider_events WHERE provider = $1 AND event_id = $2) AS seen, \
+             (SELECT COUNT(*) FROM subscriptions WHERE id = $3 AND current_period >= $4) AS recorded, \
+             (SELECT COUNT(*) FROM billing_jobs WHERE subscription_id = $3 AND period = $4 \
+              AND status = 'pending' AND claimed_until > $5) AS charging",
         )
+        .bind(provider.as_str())
+        .bind(event_id)
         .bind(subscription_id)
         .bind(period)
         .bind(to_millis(now))
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(claimed.is_some())
+        let count =
+            |column: &str| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(column)? > 0) };
+        Ok(RenewalNotice {
+            seen: count("seen")?,
+            in_hand: count("recorded")? || count("charging")?,
+        })
     }
 
     /// Gives a claimed job back without settling it (the provider could not be reached).

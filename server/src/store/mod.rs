@@ -21,7 +21,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::OwnedMutexGuard;
 
-pub use billing::{BillingJob, BillingProfileUpdate, JobChange, Settlement, SubscriptionChange};
+pub use billing::{
+    BillingJob, BillingProfileUpdate, JobChange, RenewalNotice, Settlement, SubscriptionChange,
+};
 pub use customers::AccountUpdate;
 pub use sessions::SessionStart;
 
@@ -147,6 +149,10 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(30))
+            // A SQLite connection is a file handle in this process and cannot go stale
+            // the way a network connection can; pinging it on every acquire would double
+            // the hand-offs to its worker thread.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -156,6 +162,9 @@ impl Store {
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // Reads from the shared page cache of a mapped file instead of a
+                        // pread per page missing from each connection's own small cache.
+                        conn.execute("PRAGMA mmap_size = 268435456").await?;
                     }
                     Ok(())
                 })

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use poem_openapi::Object;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::StripeSimulator;
@@ -176,25 +176,21 @@ impl StripeSimulator {
         }
     }
 
-    /// Sends claimed deliveries concurrently in a task of their own, so that they are
-    /// recorded even if whoever waits for them goes away.
+    /// Sends claimed deliveries concurrently (a few dozen at a time) in a task of their
+    /// own, so that they are recorded even if whoever waits for them goes away.
     fn start_sending(&self, due: Vec<OutgoingDelivery>) -> JoinHandle<Vec<WebhookAttempt>> {
         let simulator = self.clone();
         tokio::spawn(async move {
             let client = simulator.inner.http.get_or_init(http_client).clone();
-            let mut sending = JoinSet::new();
-            for (index, delivery) in due.iter().cloned().enumerate() {
-                let client = client.clone();
-                sending.spawn(async move { (index, post(client, &delivery).await) });
-            }
-            let mut results: Vec<Option<AttemptResult>> = vec![None; due.len()];
-            while let Some(joined) = sending.join_next().await {
-                if let Ok((index, result)) = joined
-                    && let Some(slot) = results.get_mut(index)
-                {
-                    *slot = Some(result);
-                }
-            }
+            let sends: Vec<_> = due
+                .iter()
+                .cloned()
+                .map(|delivery| {
+                    let client = client.clone();
+                    async move { post(client, &delivery).await }
+                })
+                .collect();
+            let results = crate::delivery::send_all(sends).await;
             let attempts: Vec<WebhookAttempt> = {
                 let mut shared = simulator.lock();
                 due.iter()
