@@ -1148,8 +1148,12 @@ async fn apply_job_changes<'s>(
     }
     for chunk in done.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "UPDATE billing_jobs SET status = 'done', claimed_by = NULL, claimed_until = NULL, \
-             updated_at = $1 WHERE (subscription_id, period) IN (VALUES {})",
+            // Joined with the list rather than `(subscription_id, period) IN (VALUES …)`,
+            // which SQLite answers by scanning every job ever settled.
+            "WITH settled (job_subscription, job_period) AS (VALUES {}) \
+             UPDATE billing_jobs SET status = 'done', claimed_by = NULL, claimed_until = NULL, \
+             updated_at = $1 FROM settled WHERE billing_jobs.subscription_id = \
+             settled.job_subscription AND billing_jobs.period = settled.job_period",
             value_rows(chunk.len(), 2, 2)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
