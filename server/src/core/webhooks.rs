@@ -112,10 +112,7 @@ impl Core {
         Ok(outcome)
     }
 
-    async fn fresh_payment_intent(
-        &self,
-        id: &str,
-    ) -> Result<PaymentIntent, CoreError> {
+    async fn fresh_payment_intent(&self, id: &str) -> Result<PaymentIntent, CoreError> {
         self.stripe()?
             .payment_intent(id)
             .await
