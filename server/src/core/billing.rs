@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use uuid::Uuid;
 
 use super::subscriptions::add_period;
 use super::{Core, CoreError};
@@ -339,7 +338,7 @@ impl Core {
             |intent| intent.id.clone(),
         );
         let transaction = Transaction {
-            id: Uuid::new_v4().to_string(),
+            id: Transaction::new_id(),
             customer_id: subscription.customer_id.clone(),
             subscription_id: Some(subscription.id.clone()),
             basket_id: None,
@@ -508,7 +507,7 @@ fn renewal_paid<'a>(
     let start = subscription.current_period_end;
     let end = add_period(start, package.interval, 1);
     let transaction = Transaction {
-        id: Uuid::new_v4().to_string(),
+        id: Transaction::new_id(),
         customer_id: subscription.customer_id.clone(),
         subscription_id: Some(subscription.id.clone()),
         basket_id: None,

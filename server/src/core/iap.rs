@@ -665,7 +665,7 @@ impl Core {
             created_at: now,
         };
         let transaction = Transaction {
-            id: Uuid::new_v4().to_string(),
+            id: Transaction::new_id(),
             customer_id: customer.id.clone(),
             subscription_id: Some(subscription.id.clone()),
             basket_id: None,
@@ -834,7 +834,7 @@ impl Core {
     ) -> Result<Transaction, CoreError> {
         let amount = store_price(view).unwrap_or(subscription.price);
         Ok(Transaction {
-            id: Uuid::new_v4().to_string(),
+            id: Transaction::new_id(),
             customer_id: subscription.customer_id.clone(),
             subscription_id: Some(subscription.id.clone()),
             basket_id: None,
@@ -866,7 +866,7 @@ impl Core {
             return Ok(None);
         };
         Ok(Some(Transaction {
-            id: Uuid::new_v4().to_string(),
+            id: Transaction::new_id(),
             customer_id: subscription.customer_id.clone(),
             subscription_id: Some(subscription.id.clone()),
             basket_id: None,

@@ -597,7 +597,7 @@ impl Core {
                     None => None,
                 };
                 let transaction = Transaction {
-                    id: Uuid::new_v4().to_string(),
+                    id: Transaction::new_id(),
                     customer_id: basket.customer_id.clone(),
                     subscription_id: None,
                     basket_id: Some(basket.id.clone()),
@@ -688,7 +688,7 @@ impl Core {
         let transaction = payment
             .filter(|intent| intent.amount > 0)
             .map(|intent| Transaction {
-                id: Uuid::new_v4().to_string(),
+                id: Transaction::new_id(),
                 customer_id: basket.customer_id.clone(),
                 subscription_id: Some(subscription.id.clone()),
                 basket_id: Some(basket.id.clone()),

@@ -149,7 +149,7 @@ impl Core {
             .filter(|refund| refund.status.as_deref() == Some("succeeded"))
         {
             let transaction = Transaction {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: Transaction::new_id(),
                 customer_id: payment.customer_id.clone(),
                 subscription_id: payment.subscription_id.clone(),
                 basket_id: payment.basket_id.clone(),
