@@ -46,6 +46,15 @@ pub struct BillingReport {
     pub deferred: u64,
 }
 
+impl std::ops::AddAssign for BillingReport {
+    fn add_assign(&mut self, other: Self) {
+        self.renewed += other.renewed;
+        self.failed += other.failed;
+        self.expired += other.expired;
+        self.deferred += other.deferred;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Outcome {
     Renewed,
@@ -85,11 +94,7 @@ impl Core {
         let claimers = (0..PARALLEL_BATCHES).map(|_| self.claim_and_settle());
         let mut report = BillingReport::default();
         for claimed in futures_util::future::join_all(claimers).await {
-            let claimed = claimed?;
-            report.renewed += claimed.renewed;
-            report.failed += claimed.failed;
-            report.expired += claimed.expired;
-            report.deferred += claimed.deferred;
+            report += claimed?;
         }
         Ok(report)
     }
@@ -109,11 +114,9 @@ impl Core {
             }
             let claimed = jobs.len() as u64;
             let batch = self.settle_batch(&jobs).await?;
-            report.renewed += batch.renewed;
-            report.failed += batch.failed;
-            report.expired += batch.expired;
-            report.deferred += batch.deferred;
-            if batch.deferred == claimed {
+            let all_deferred = batch.deferred == claimed;
+            report += batch;
+            if all_deferred {
                 // Every job is waiting for a provider; the next tick tries again.
                 return Ok(report);
             }
