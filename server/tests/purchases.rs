@@ -640,6 +640,56 @@ async fn replayed_webhooks_change_nothing_and_forged_or_stale_ones_are_refused()
 }
 
 #[tokio::test]
+async fn a_renewals_webhook_is_acknowledged_as_applied_however_often_it_comes() {
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    buy_monthly(&app, &shopper, "pm_card_visa").await;
+    through_next_renewal(&app).await;
+    let events = app
+        .stripe(
+            Method::GET,
+            "events",
+            &[("type", "payment_intent.succeeded")],
+        )
+        .await;
+    let renewal = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["data"]["object"]["metadata"]["boxoffice_period"] == "1")
+        .unwrap_or_else(|| panic!("no renewal event in {events}"))
+        .clone();
+
+    let secret = &app.server.config.stripe.webhook_secret;
+    let body = renewal.to_string();
+    for delivery in ["first", "replayed"] {
+        let now = boxoffice::clock::Clock::now(app.server.clock.as_ref()).timestamp();
+        let (status, receipt) = post_webhook(
+            &app,
+            &boxoffice::providers::stripe::sign(body.as_bytes(), secret, now),
+            &body,
+        )
+        .await;
+        assert_eq!(
+            (status, receipt["outcome"].as_str()),
+            (200, Some("applied")),
+            "{delivery} delivery: {receipt}"
+        );
+    }
+    let shopper = alice(&app).await;
+    let paid = transactions(&app, &shopper)
+        .await
+        .iter()
+        .filter(|transaction| transaction["Status"] == 1)
+        .count();
+    assert_eq!(
+        paid, 2,
+        "the purchase and one renewal, however often it is notified"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_declined_card_records_a_failed_transaction_with_stripes_message() {
     let app = TestApp::start().await;
     let shopper = alice(&app).await;

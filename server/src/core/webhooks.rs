@@ -30,7 +30,8 @@ pub enum WebhookError {
 
 impl Core {
     /// A Stripe webhook: `Stripe-Signature` checked against the endpoint secret with the
-    /// Clock's now, the event id remembered, the intent or charge re-read and settled.
+    /// Clock's now, the intent or charge re-read and settled, the event id remembered. A
+    /// renewal the billing clock has in hand is acknowledged without either.
     pub async fn stripe_webhook(
         &self,
         signature: Option<&str>,
@@ -75,10 +76,15 @@ impl Core {
         if seen {
             return Ok(WebhookOutcome::Replayed);
         }
-        let outcome = match &event.object {
+        if renewal_in_hand {
             // The usual case: the worker has Stripe's answer before the webhook arrives, or
-            // is charging and will record it. Either way Stripe need not be asked again.
-            EventObject::PaymentIntent(_) if renewal_in_hand => WebhookOutcome::Applied,
+            // is charging and will record it. Either way Stripe need not be asked again, and
+            // the event id need not be remembered: the renewal's period is the record, so a
+            // replay finds it in hand too and changes nothing. Not writing here keeps one
+            // write per renewal off the single writer.
+            return Ok(WebhookOutcome::Applied);
+        }
+        let outcome = match &event.object {
             EventObject::PaymentIntent(intent) => {
                 let intent = self.fresh_payment_intent(&intent.id).await?;
                 self.settle_payment_intent(&intent, Some(&event.id)).await?;

@@ -98,8 +98,9 @@ poem_openapi::impl_apirequest_for_payload!(TextBody,);
 #[derive(Debug, Clone, Object)]
 pub struct WebhookReceipt {
     pub received: bool,
-    /// `applied`, `replayed` (its id was seen before; nothing changed) or `ignored` (a type
-    /// the server does not act on).
+    /// `applied` (also for a renewal the billing clock has in hand, however often it comes),
+    /// `replayed` (its id was seen before; nothing changed) or `ignored` (a type the server
+    /// does not act on).
     pub outcome: String,
 }
 
@@ -166,7 +167,9 @@ impl WebhookApi {
     /// Stripe's events for the webhook endpoint registered for this server. The
     /// `Stripe-Signature` header (`t=…,v1=…`, HMAC-SHA256 with the endpoint's `whsec_…`
     /// secret over `"<t>.<body>"`) must match and be at most the configured tolerance old
-    /// by the server's clock. An event id seen before changes nothing. Acts on
+    /// by the server's clock. An event id seen before changes nothing (`replayed`); so does
+    /// the event of a renewal the billing clock is charging or has recorded, which is
+    /// answered `applied` on every delivery, its paid period being the record. Acts on
     /// `payment_intent.succeeded`, `payment_intent.payment_failed`,
     /// `payment_intent.canceled`, `setup_intent.succeeded` and `charge.refunded`, always
     /// re-reading the object from Stripe.
