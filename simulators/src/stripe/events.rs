@@ -9,6 +9,7 @@
 //! on the host's clock); an older event that a webhook delivery still needs is kept aside
 //! for it until the delivery is settled, and is no longer listed or retrievable.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -49,7 +50,8 @@ pub const EVENT_TYPES: &[&str] = &[
 pub struct Event {
     pub id: String,
     pub object: &'static str,
-    pub api_version: &'static str,
+    /// The account's default; a delivery to an endpoint that pins another shows that one.
+    pub api_version: Cow<'static, str>,
     pub created: i64,
     pub data: EventData,
     pub livemode: bool,
@@ -195,7 +197,7 @@ impl Account {
         self.events.insert(Event {
             id,
             object: "event",
-            api_version: DEFAULT_API_VERSION,
+            api_version: Cow::Borrowed(DEFAULT_API_VERSION),
             created: now.timestamp(),
             data: EventData {
                 object: CompactJson::new(&object),

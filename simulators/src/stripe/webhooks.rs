@@ -70,6 +70,21 @@ pub fn signature_header(secret: &str, timestamp: i64, payload: &str) -> String {
     format!("t={timestamp},v1={signature}")
 }
 
+/// What a delivery sends: the event pretty-printed, as Stripe sends it, with the
+/// endpoint's pinned API version when it has one. The object's snapshot is written out as
+/// stored, not parsed and printed again.
+fn delivery_payload(event: &super::events::Event, pinned_version: Option<&str>) -> String {
+    let printed = match pinned_version {
+        Some(version) if version != event.api_version => {
+            let mut pinned = event.clone();
+            pinned.api_version = version.to_owned().into();
+            serde_json::to_string_pretty(&pinned)
+        }
+        _ => serde_json::to_string_pretty(event),
+    };
+    printed.unwrap_or_default()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookEndpoint {
     pub id: String,
@@ -673,11 +688,7 @@ impl Account {
                     .insert(serial);
                 continue;
             }
-            let mut body = json!(event);
-            if let Some(version) = &endpoint.api_version {
-                body["api_version"] = json!(version);
-            }
-            let payload = serde_json::to_string_pretty(&body).unwrap_or_default();
+            let payload = delivery_payload(event, endpoint.api_version.as_deref());
             let signature = signature_header(&endpoint.secret, now.timestamp(), &payload);
             outgoing.push(OutgoingDelivery {
                 serial,
@@ -871,5 +882,45 @@ mod tests {
         assert!(check_api_version("2024-06-20").is_ok());
         assert!(check_api_version("yesterday").is_err());
         assert!(check_api_version("2024-06-20.").is_err());
+    }
+
+    #[test]
+    fn a_delivery_is_the_event_as_listed_at_the_endpoints_version() {
+        use super::super::events::{CompactJson, Event, EventData, EventRequest};
+        let intent = json!({ "id": "pi_1", "object": "payment_intent", "amount": 999 });
+        let event = Event {
+            id: "evt_1".into(),
+            object: "event",
+            api_version: super::super::api::DEFAULT_API_VERSION.into(),
+            created: 1_700_000_000,
+            data: EventData {
+                object: CompactJson::new(&intent),
+                previous_attributes: None,
+            },
+            livemode: false,
+            pending_webhooks: 1,
+            request: EventRequest::default(),
+            event_type: "payment_intent.succeeded",
+            seq: 1,
+            owed: Vec::new(),
+            unsettled: 1,
+        };
+        let listed = serde_json::to_value(&event).unwrap();
+
+        let unpinned = delivery_payload(&event, None);
+        assert!(
+            unpinned.contains("\n  \"id\": \"evt_1\""),
+            "pretty-printed: {unpinned}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&unpinned).unwrap(),
+            listed
+        );
+
+        let pinned: serde_json::Value =
+            serde_json::from_str(&delivery_payload(&event, Some("2024-06-20"))).unwrap();
+        assert_eq!(pinned["api_version"], "2024-06-20");
+        assert_eq!(pinned["data"]["object"], intent);
+        assert_eq!(pinned["id"], listed["id"]);
     }
 }
