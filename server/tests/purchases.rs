@@ -559,18 +559,31 @@ async fn post_webhook(app: &TestApp, signature: &str, body: &str) -> (u16, Value
     (status, response.json().await.expect("json"))
 }
 
+/// Stripe's `payment_intent.succeeded` events, newest first.
+async fn intents_succeeded(app: &TestApp) -> Value {
+    app.stripe(
+        Method::GET,
+        "events",
+        &[("type", "payment_intent.succeeded")],
+    )
+    .await
+}
+
+/// Posts an event to the Stripe webhook, signed now with the endpoint's secret.
+async fn post_signed_event(app: &TestApp, event: &Value) -> (u16, Value) {
+    let body = event.to_string();
+    let now = boxoffice::clock::Clock::now(app.server.clock.as_ref()).timestamp();
+    let secret = &app.server.config.stripe.webhook_secret;
+    let signature = boxoffice::providers::stripe::sign(body.as_bytes(), secret, now);
+    post_webhook(app, &signature, &body).await
+}
+
 #[tokio::test]
 async fn replayed_webhooks_change_nothing_and_forged_or_stale_ones_are_refused() {
     let app = TestApp::start().await;
     let shopper = alice(&app).await;
     buy_monthly(&app, &shopper, "pm_card_visa").await;
-    let events = app
-        .stripe(
-            Method::GET,
-            "events",
-            &[("type", "payment_intent.succeeded")],
-        )
-        .await;
+    let events = intents_succeeded(&app).await;
     let event = events["data"][0].clone();
     let event_id = event["id"].as_str().expect("event id");
     let (status, _) = app
@@ -597,19 +610,14 @@ async fn replayed_webhooks_change_nothing_and_forged_or_stale_ones_are_refused()
         1
     );
 
-    let secret = &app.server.config.stripe.webhook_secret;
-    let body = event.to_string();
-    let now = boxoffice::clock::Clock::now(app.server.clock.as_ref()).timestamp();
-    let (status, receipt) = post_webhook(
-        &app,
-        &boxoffice::providers::stripe::sign(body.as_bytes(), secret, now),
-        &body,
-    )
-    .await;
+    let (status, receipt) = post_signed_event(&app, &event).await;
     assert_eq!(
         (status, receipt["outcome"].as_str()),
         (200, Some("replayed"))
     );
+    let secret = &app.server.config.stripe.webhook_secret;
+    let body = event.to_string();
+    let now = boxoffice::clock::Clock::now(app.server.clock.as_ref()).timestamp();
     let (status, refusal) = post_webhook(
         &app,
         &boxoffice::providers::stripe::sign(body.as_bytes(), "whsec_forged", now),
@@ -645,13 +653,7 @@ async fn a_renewals_webhook_is_acknowledged_as_applied_however_often_it_comes() 
     let shopper = alice(&app).await;
     buy_monthly(&app, &shopper, "pm_card_visa").await;
     through_next_renewal(&app).await;
-    let events = app
-        .stripe(
-            Method::GET,
-            "events",
-            &[("type", "payment_intent.succeeded")],
-        )
-        .await;
+    let events = intents_succeeded(&app).await;
     let renewal = events["data"]
         .as_array()
         .unwrap()
@@ -660,16 +662,8 @@ async fn a_renewals_webhook_is_acknowledged_as_applied_however_often_it_comes() 
         .unwrap_or_else(|| panic!("no renewal event in {events}"))
         .clone();
 
-    let secret = &app.server.config.stripe.webhook_secret;
-    let body = renewal.to_string();
     for delivery in ["first", "replayed"] {
-        let now = boxoffice::clock::Clock::now(app.server.clock.as_ref()).timestamp();
-        let (status, receipt) = post_webhook(
-            &app,
-            &boxoffice::providers::stripe::sign(body.as_bytes(), secret, now),
-            &body,
-        )
-        .await;
+        let (status, receipt) = post_signed_event(&app, &renewal).await;
         assert_eq!(
             (status, receipt["outcome"].as_str()),
             (200, Some("applied")),
