@@ -30,7 +30,7 @@ use crate::store::{BillingJob, JobChange, Settlement, SubscriptionChange};
 const LEASE: Duration = Duration::from_secs(120);
 /// Jobs claimed, read, charged and written back together: one claim, two reads and one
 /// database transaction per batch.
-const BATCH: i64 = 256;
+const BATCH: i64 = 1024;
 /// Charges of one batch in flight at once.
 const CONCURRENCY: usize = 32;
 /// Batches one run of the billing clock works on at once.

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Store, StoreError, classify, from_millis, to_millis};
+use super::placeholders::{Placeholders, ROWS_PER_STATEMENT};
+use super::{Backend, Store, StoreError, WriteTransaction, classify, from_millis, to_millis};
 use crate::core::model::{
     Basket, BasketKind, BasketPurpose, BasketStatus, BillingProfile, CardSummary, Currency, Money,
     PaymentProvider, Subscription, SubscriptionStatus, Transaction, TransactionKind,
@@ -140,40 +141,6 @@ macro_rules! billing_profile_columns {
         "customer_id, provider, provider_customer_id, payment_method_id, card_brand, card_last4, \
          card_exp_month, card_exp_year, card_country, last_failed_at, created_at"
     };
-}
-
-/// Rows per multi-row statement. SQLite looks a numbered parameter up by walking the
-/// statement's list of them, so binding costs grow with the square of their number: a
-/// few hundred per statement keeps that negligible, and far under every backend's limit.
-pub(super) const ROWS_PER_STATEMENT: usize = 32;
-
-/// `$first, $first+1, …`, `count` of them, for an `IN` list.
-fn placeholders_from(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|index| format!("${index}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `($first, …), (…), …`: `rows` rows of `columns` numbered placeholders each.
-pub(super) fn value_rows(rows: usize, columns: usize, first: usize) -> String {
-    value_rows_with(rows, columns, first, "")
-}
-
-/// As [`value_rows`], each row ending with the same `suffix` columns (placeholders in it
-/// are shared by every row).
-fn value_rows_with(rows: usize, columns: usize, first: usize, suffix: &str) -> String {
-    (0..rows)
-        .map(|row| {
-            let mut values = placeholders_from(first + row * columns, columns);
-            if !suffix.is_empty() {
-                values.push_str(", ");
-                values.push_str(suffix);
-            }
-            format!("({values})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn billing_profile_from_row(row: &AnyRow) -> Result<BillingProfile, StoreError> {
@@ -559,7 +526,8 @@ impl Store {
     async fn rows_with_keys(&self, select: &str, keys: &[&str]) -> Result<Vec<AnyRow>, StoreError> {
         let mut rows = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("{select} ({})", placeholders_from(1, chunk.len()));
+            let keys = Placeholders::new(self.backend).list(chunk.len());
+            let sql = format!("{select} ({keys})");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for key in chunk {
                 query = query.bind(*key);
@@ -770,9 +738,11 @@ impl Store {
             .filter_map(|settlement| settlement.billing_failed_for)
             .collect();
         for customers in failed_customers.chunks(ROWS_PER_STATEMENT) {
+            let mut placeholders = tx.placeholders();
+            let failed_at = placeholders.next();
+            let keys = placeholders.list(customers.len());
             let sql = format!(
-                "UPDATE billing_profiles SET last_failed_at = $1 WHERE customer_id IN ({})",
-                placeholders_from(2, customers.len())
+                "UPDATE billing_profiles SET last_failed_at = {failed_at} WHERE customer_id IN ({keys})"
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
             for customer in customers {
@@ -947,7 +917,7 @@ impl Store {
 }
 
 async fn insert_transaction(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut WriteTransaction,
     transaction: &Transaction,
 ) -> Result<bool, StoreError> {
     Ok(insert_transactions(tx, &[transaction]).await? == 1)
@@ -957,7 +927,7 @@ async fn insert_transaction(
 /// the same provider attempt and a second successful charge for one period are both
 /// dropped, whichever constraint sees it.
 async fn insert_transactions(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut WriteTransaction,
     transactions: &[&Transaction],
 ) -> Result<u64, StoreError> {
     let mut inserted = 0;
@@ -968,7 +938,7 @@ async fn insert_transactions(
                 transaction_columns!(),
                 ") VALUES {} ON CONFLICT DO NOTHING"
             ),
-            value_rows(chunk.len(), 15, 1)
+            tx.placeholders().rows(chunk.len(), 15)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for transaction in chunk {
@@ -990,7 +960,7 @@ async fn insert_transactions(
                 .bind(to_millis(transaction.created_at));
         }
         inserted += query
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(classify)?
             .rows_affected();
@@ -1000,30 +970,36 @@ async fn insert_transactions(
 
 /// Creates pending jobs (subscription, period, due at); one already there is kept.
 async fn insert_jobs(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut WriteTransaction,
     jobs: &[(&str, i64, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+        let mut placeholders = tx.placeholders();
+        let rows = (0..chunk.len())
+            .map(|_| format!("({}, 0, 'pending')", placeholders.list(4)))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "INSERT INTO billing_jobs (subscription_id, period, due_at, failed_attempts, status, \
-             updated_at) VALUES {} ON CONFLICT (subscription_id, period) DO NOTHING",
-            value_rows_with(chunk.len(), 3, 2, "0, 'pending', $1")
+            "INSERT INTO billing_jobs (subscription_id, period, due_at, updated_at, \
+             failed_attempts, status) VALUES {rows} \
+             ON CONFLICT (subscription_id, period) DO NOTHING"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (subscription_id, period, due_at) in chunk {
             query = query
                 .bind(*subscription_id)
                 .bind(*period)
-                .bind(to_millis(*due_at));
+                .bind(to_millis(*due_at))
+                .bind(to_millis(now));
         }
-        query.execute(&mut *tx).await.map_err(classify)?;
+        query.execute(&mut **tx).await.map_err(classify)?;
     }
     Ok(())
 }
 
 async fn upsert_billing_profile(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut WriteTransaction,
     update: &BillingProfileUpdate<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -1055,7 +1031,7 @@ async fn upsert_billing_profile(
     .bind(card.map(|card| i64::from(card.exp_year)))
     .bind(card.and_then(|card| card.country.clone()))
     .bind(to_millis(now))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(classify)?;
     Ok(())
@@ -1064,16 +1040,19 @@ async fn upsert_billing_profile(
 /// The guarded updates: each subscription changes only if it is still in the state its
 /// change was decided from. Returns the ids of those that changed.
 async fn update_subscriptions(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut WriteTransaction,
     changes: &[&SubscriptionChange<'_>],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
     let mut updated = HashSet::new();
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let mut placeholders = tx.placeholders();
+        let rows = placeholders.rows(chunk.len(), 13);
+        let updated_at = placeholders.next();
         let sql = format!(
             "WITH incoming (change_id, expected_status, expected_period, new_status, new_period, \
              new_start, new_end, new_access_until, new_cancel_at_period_end, new_cancelled_at, \
-             new_cancel_reason, new_ended_at, new_failure_code) AS (VALUES {}) \
+             new_cancel_reason, new_ended_at, new_failure_code) AS (VALUES {rows}) \
              UPDATE subscriptions SET status = incoming.new_status, \
              current_period = incoming.new_period, current_period_start = incoming.new_start, \
              current_period_end = incoming.new_end, access_until = incoming.new_access_until, \
@@ -1081,12 +1060,11 @@ async fn update_subscriptions(
              cancelled_at = incoming.new_cancelled_at, \
              cancel_reason = COALESCE(incoming.new_cancel_reason, subscriptions.cancel_reason), \
              ended_at = incoming.new_ended_at, last_failure_code = incoming.new_failure_code, \
-             updated_at = $1 FROM incoming WHERE subscriptions.id = incoming.change_id \
+             updated_at = {updated_at} FROM incoming WHERE subscriptions.id = incoming.change_id \
              AND subscriptions.status = incoming.expected_status \
-             AND subscriptions.current_period = incoming.expected_period RETURNING id",
-            value_rows(chunk.len(), 13, 2)
+             AND subscriptions.current_period = incoming.expected_period RETURNING id"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for change in chunk {
             query = query
                 .bind(change.id)
@@ -1103,7 +1081,8 @@ async fn update_subscriptions(
                 .bind(change.ended_at.map(to_millis))
                 .bind(change.last_failure_code.as_deref());
         }
-        for row in query.fetch_all(&mut *tx).await.map_err(classify)? {
+        query = query.bind(to_millis(now));
+        for row in query.fetch_all(&mut **tx).await.map_err(classify)? {
             updated.insert(row.try_get::<String, _>("id")?);
         }
     }
@@ -1112,7 +1091,7 @@ async fn update_subscriptions(
 
 /// The billing clock's side of settlements that applied.
 async fn apply_job_changes<'s>(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut WriteTransaction,
     settlements: impl Iterator<Item = &'s Settlement<'s>>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -1140,41 +1119,45 @@ async fn apply_job_changes<'s>(
                 .bind(period)
                 .bind(to_millis(*due_at))
                 .bind(to_millis(now))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             JobChange::AbandonAll => abandoned.push(subscription_id),
         }
     }
     for chunk in done.chunks(ROWS_PER_STATEMENT) {
+        let mut placeholders = tx.placeholders();
+        let rows = placeholders.rows(chunk.len(), 2);
+        let updated_at = placeholders.next();
         let sql = format!(
             // Joined with the list rather than `(subscription_id, period) IN (VALUES …)`,
             // which SQLite answers by scanning every job ever settled.
-            "WITH settled (job_subscription, job_period) AS (VALUES {}) \
+            "WITH settled (job_subscription, job_period) AS (VALUES {rows}) \
              UPDATE billing_jobs SET status = 'done', claimed_by = NULL, claimed_until = NULL, \
-             updated_at = $1 FROM settled WHERE billing_jobs.subscription_id = \
-             settled.job_subscription AND billing_jobs.period = settled.job_period",
-            value_rows(chunk.len(), 2, 2)
+             updated_at = {updated_at} FROM settled WHERE billing_jobs.subscription_id = \
+             settled.job_subscription AND billing_jobs.period = settled.job_period"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (subscription_id, period) in chunk {
             query = query.bind(*subscription_id).bind(*period);
         }
-        query.execute(&mut *tx).await?;
+        query.bind(to_millis(now)).execute(&mut **tx).await?;
     }
     insert_jobs(tx, &next, now).await?;
     for chunk in abandoned.chunks(ROWS_PER_STATEMENT) {
+        let mut placeholders = tx.placeholders();
+        let updated_at = placeholders.next();
+        let keys = placeholders.list(chunk.len());
         let sql = format!(
             "UPDATE billing_jobs SET status = 'abandoned', claimed_by = NULL, \
-             claimed_until = NULL, updated_at = $1 \
-             WHERE status = 'pending' AND subscription_id IN ({})",
-            placeholders_from(2, chunk.len())
+             claimed_until = NULL, updated_at = {updated_at} \
+             WHERE status = 'pending' AND subscription_id IN ({keys})"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
         for subscription_id in chunk {
             query = query.bind(*subscription_id);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }

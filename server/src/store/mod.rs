@@ -9,6 +9,7 @@ mod catalogue;
 mod customers;
 mod discounts;
 mod events;
+mod placeholders;
 mod playback;
 mod sessions;
 
@@ -96,10 +97,16 @@ pub struct Store {
 /// A write transaction; on SQLite it also holds this process's write turn until it ends.
 pub(crate) struct WriteTransaction {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTransaction {
+    /// Placeholders for one statement of this transaction.
+    fn placeholders(&self) -> placeholders::Placeholders {
+        placeholders::Placeholders::new(self.backend)
+    }
+
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
@@ -190,7 +197,11 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTransaction { tx, _turn: turn })
+        Ok(WriteTransaction {
+            tx,
+            backend: self.backend,
+            _turn: turn,
+        })
     }
 
     /// This process's write turn on SQLite, to hold around a single-statement write;
