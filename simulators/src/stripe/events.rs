@@ -92,8 +92,10 @@ pub struct EventData {
 pub struct CompactJson(Box<RawValue>);
 
 impl CompactJson {
-    pub fn new(value: &Value) -> Self {
-        Self(to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    /// The object's JSON text, written straight from the object instead of through a
+    /// [`Value`] tree first.
+    pub fn new<T: Serialize + ?Sized>(object: &T) -> Self {
+        Self(to_raw_value(object).unwrap_or_else(|_| RawValue::NULL.to_owned()))
     }
 
     pub fn value(&self) -> Value {
@@ -149,13 +151,13 @@ pub fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
 }
 
 impl Account {
-    pub(super) fn record_event(
+    pub(super) fn record_event<T: Serialize + ?Sized>(
         &mut self,
         event_type: &'static str,
-        object: Value,
+        object: &T,
         now: DateTime<Utc>,
     ) {
-        self.record(event_type, object, None, now);
+        self.record(event_type, CompactJson::new(object), None, now);
     }
 
     /// An event about a change: the object after it and what the change replaced.
@@ -167,13 +169,13 @@ impl Account {
         now: DateTime<Utc>,
     ) {
         let previous = previous_attributes(before, &after);
-        self.record(event_type, after, previous, now);
+        self.record(event_type, CompactJson::new(&after), previous, now);
     }
 
     fn record(
         &mut self,
         event_type: &'static str,
-        object: Value,
+        object: CompactJson,
         previous_attributes: Option<Value>,
         now: DateTime<Utc>,
     ) {
@@ -200,7 +202,7 @@ impl Account {
             api_version: Cow::Borrowed(DEFAULT_API_VERSION),
             created: now.timestamp(),
             data: EventData {
-                object: CompactJson::new(&object),
+                object,
                 previous_attributes,
             },
             livemode: false,

@@ -19,6 +19,7 @@ use super::details::{
     RefundDestination, RefundList, SetupMethodOptions, ThreeDSecureUsage,
 };
 use super::error::{ApiError, ErrorType};
+use super::events::CompactJson;
 pub use super::events::Event;
 use super::table::{Index, Table};
 use super::webhooks::Webhooks;
@@ -596,10 +597,10 @@ impl Account {
                 return Err(error);
             }
         };
-        self.record_event("customer.created", json!(customer), now);
+        self.record_event("customer.created", &customer, now);
         if let Some(pm) = payment_method {
             let method = json!(self.payment_methods.get(pm));
-            self.record_event("payment_method.attached", method, now);
+            self.record_event("payment_method.attached", &method, now);
         }
         Ok(customer)
     }
@@ -857,7 +858,7 @@ impl Account {
         }
         self.set_payment_method_customer(pm, Some(customer));
         let method = json!(self.payment_methods.get(pm));
-        self.record_event("payment_method.attached", method, now);
+        self.record_event("payment_method.attached", &method, now);
     }
 
     pub fn detach(&mut self, pm: &str, now: DateTime<Utc>) -> Result<PaymentMethod, ApiError> {
@@ -980,7 +981,7 @@ impl Account {
         self.indexes
             .payment_intents_by_customer
             .set(intent.seq, intent.customer.as_deref());
-        self.record_event("payment_intent.created", json!(intent), now);
+        self.record_event("payment_intent.created", &intent, now);
         Ok(intent)
     }
 
@@ -1165,7 +1166,7 @@ impl Account {
                 intent.status = IntentStatus::RequiresAction;
                 intent.next_action = Some(three_d_secure_action());
                 let intent = intent.clone();
-                self.record_event("payment_intent.requires_action", json!(intent), now);
+                self.record_event("payment_intent.requires_action", &intent, now);
                 Ok(intent)
             }
             Attempt::Succeeded => {
@@ -1192,7 +1193,7 @@ impl Account {
                 intent.next_action = None;
                 intent.last_payment_error = None;
                 let intent = intent.clone();
-                self.record_event("payment_intent.succeeded", json!(intent), now);
+                self.record_event("payment_intent.succeeded", &intent, now);
                 Ok(intent)
             }
             Attempt::Declined(decline) => {
@@ -1223,7 +1224,7 @@ impl Account {
                 intent.latest_charge = Some(charge);
                 intent.last_payment_error = Some(last_error);
                 let intent = intent.clone();
-                self.record_event("payment_intent.payment_failed", json!(intent), now);
+                self.record_event("payment_intent.payment_failed", &intent, now);
                 error = error.with_extra("payment_intent", json!(intent));
                 Err(error)
             }
@@ -1261,7 +1262,7 @@ impl Account {
         intent.cancellation_reason = reason;
         intent.next_action = None;
         let intent = intent.clone();
-        self.record_event("payment_intent.canceled", json!(intent), now);
+        self.record_event("payment_intent.canceled", &intent, now);
         Ok(intent)
     }
 
@@ -1305,7 +1306,7 @@ impl Account {
             intent.last_setup_error = Some(error.body()["error"].clone());
             let intent = json!(intent);
             self.reindex_setup_intent(id);
-            self.record_event("setup_intent.setup_failed", intent.clone(), now);
+            self.record_event("setup_intent.setup_failed", &intent, now);
             Ok(intent)
         } else {
             let intent = self.payment_intent(id)?;
@@ -1333,7 +1334,7 @@ impl Account {
             intent.next_action = None;
             intent.last_payment_error = Some(error.body()["error"].clone());
             let intent = json!(intent);
-            self.record_event("payment_intent.payment_failed", intent.clone(), now);
+            self.record_event("payment_intent.payment_failed", &intent, now);
             Ok(intent)
         }
     }
@@ -1493,7 +1494,7 @@ impl Account {
             status: if succeeded { "succeeded" } else { "failed" },
             seq,
         };
-        let charge_json = json!(charge);
+        let charge_snapshot = CompactJson::new(&charge);
         self.indexes
             .charges_by_customer
             .set(charge.seq, charge.customer.as_deref());
@@ -1507,7 +1508,7 @@ impl Account {
         } else {
             "charge.failed"
         };
-        self.record_event(event_type, charge_json, now);
+        self.record_event(event_type, &charge_snapshot, now);
         id
     }
 
@@ -1584,7 +1585,7 @@ impl Account {
         };
         self.setup_intents.insert(intent.clone());
         self.reindex_setup_intent(&intent.id);
-        self.record_event("setup_intent.created", json!(intent), now);
+        self.record_event("setup_intent.created", &intent, now);
         Ok(intent)
     }
 
@@ -1656,7 +1657,7 @@ impl Account {
                 intent.status = IntentStatus::RequiresAction;
                 intent.next_action = Some(three_d_secure_action());
                 let intent = intent.clone();
-                self.record_event("setup_intent.requires_action", json!(intent), now);
+                self.record_event("setup_intent.requires_action", &intent, now);
                 Ok(intent)
             }
             Attempt::Succeeded => {
@@ -1667,7 +1668,7 @@ impl Account {
                 if let Some(customer) = &customer {
                     self.save_payment_method(&pm, customer, now);
                 }
-                self.record_event("setup_intent.succeeded", json!(intent), now);
+                self.record_event("setup_intent.succeeded", &intent, now);
                 Ok(intent)
             }
             Attempt::Declined(decline) => {
@@ -1683,7 +1684,7 @@ impl Account {
                 intent.last_setup_error = Some(error.body()["error"].clone());
                 let intent = intent.clone();
                 self.reindex_setup_intent(id);
-                self.record_event("setup_intent.setup_failed", json!(intent), now);
+                self.record_event("setup_intent.setup_failed", &intent, now);
                 Err(error.with_extra("setup_intent", json!(intent)))
             }
         }
@@ -1717,7 +1718,7 @@ impl Account {
         intent.cancellation_reason = reason;
         intent.next_action = None;
         let intent = intent.clone();
-        self.record_event("setup_intent.canceled", json!(intent), now);
+        self.record_event("setup_intent.canceled", &intent, now);
         Ok(intent)
     }
 
@@ -1833,7 +1834,7 @@ impl Account {
             seq,
         };
         charge.refunds.data.insert(0, refund.clone());
-        let charge_json = json!(charge);
+        let charge_snapshot = CompactJson::new(&charge);
         self.indexes
             .refunds_by_charge
             .set(refund.seq, Some(&refund.charge));
@@ -1841,8 +1842,8 @@ impl Account {
             .refunds_by_payment_intent
             .set(refund.seq, refund.payment_intent.as_deref());
         self.refunds.insert(refund.clone());
-        self.record_event("charge.refunded", charge_json, now);
-        self.record_event("refund.created", json!(refund), now);
+        self.record_event("charge.refunded", &charge_snapshot, now);
+        self.record_event("refund.created", &refund, now);
         Ok(refund)
     }
 }

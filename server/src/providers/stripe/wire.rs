@@ -204,17 +204,20 @@ pub enum EventObject {
 }
 
 #[derive(Deserialize)]
-struct RawEvent {
+struct RawEvent<'a> {
     id: String,
     #[serde(rename = "type")]
     event_type: String,
     created: i64,
-    data: RawEventData,
+    #[serde(borrow)]
+    data: RawEventData<'a>,
 }
 
 #[derive(Deserialize)]
-struct RawEventData {
-    object: serde_json::Value,
+struct RawEventData<'a> {
+    /// Read once the type says what it is, straight from the body's text.
+    #[serde(borrow)]
+    object: &'a serde_json::value::RawValue,
 }
 
 impl Event {
@@ -227,14 +230,14 @@ impl Event {
         };
         let object = match raw.event_type.split_once('.').map(|(kind, _)| kind) {
             Some("payment_intent") => EventObject::PaymentIntent(
-                serde_json::from_value(raw.data.object).map_err(decode_error)?,
+                serde_json::from_str(raw.data.object.get()).map_err(decode_error)?,
             ),
             Some("setup_intent") => EventObject::SetupIntent(
-                serde_json::from_value(raw.data.object).map_err(decode_error)?,
+                serde_json::from_str(raw.data.object.get()).map_err(decode_error)?,
             ),
-            Some("charge") => {
-                EventObject::Charge(serde_json::from_value(raw.data.object).map_err(decode_error)?)
-            }
+            Some("charge") => EventObject::Charge(
+                serde_json::from_str(raw.data.object.get()).map_err(decode_error)?,
+            ),
             _ => EventObject::Other,
         };
         Ok(Event {
