@@ -28,13 +28,65 @@ use crate::store::{BillingJob, JobChange, Settlement, SubscriptionChange};
 
 /// How long a worker holds a claimed job before another may take it over.
 const LEASE: Duration = Duration::from_secs(120);
-/// Jobs claimed, read, charged and written back together: one claim, two reads and one
+/// Jobs claimed, read, charged and written back together: one claim, a few reads and one
 /// database transaction per batch.
 const BATCH: i64 = 1024;
-/// Charges of one batch in flight at once.
-const CONCURRENCY: usize = 32;
+/// Charges of one batch in flight at once: enough that the charges' round trips, not
+/// their number, set the pace while the other batches read and write.
+const CONCURRENCY: usize = 96;
 /// Batches one run of the billing clock works on at once.
 const PARALLEL_BATCHES: usize = 3;
+
+/// The renewals (subscription, period) this process is charging now, under its own live
+/// lease on their jobs: what a renewal's webhook needs to know to be acknowledged without
+/// reading the database.
+///
+/// Invariant: a renewal is here only while this process holds its job's lease and has not
+/// recorded its outcome; whatever else is true of it is read from the database.
+#[derive(Default)]
+pub(crate) struct Charging(std::sync::Mutex<HashSet<(String, i64)>>);
+
+impl Charging {
+    pub(crate) fn contains(&self, subscription_id: &str, period: i64) -> bool {
+        self.renewals()
+            .contains(&(subscription_id.to_owned(), period))
+    }
+
+    /// Marks the renewals charging until the returned guard is dropped: after their
+    /// outcome is recorded, or on any way out of the batch.
+    fn mark<'k>(&self, renewals: impl IntoIterator<Item = (&'k str, i64)>) -> ChargingGuard<'_> {
+        let keys: Vec<(String, i64)> = renewals
+            .into_iter()
+            .map(|(subscription_id, period)| (subscription_id.to_owned(), period))
+            .collect();
+        self.renewals().extend(keys.iter().cloned());
+        ChargingGuard {
+            charging: self,
+            keys,
+        }
+    }
+
+    fn renewals(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i64)>> {
+        // A panic elsewhere while it was held leaves a set that is still whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+struct ChargingGuard<'c> {
+    charging: &'c Charging,
+    keys: Vec<(String, i64)>,
+}
+
+impl Drop for ChargingGuard<'_> {
+    fn drop(&mut self) {
+        let mut renewals = self.charging.renewals();
+        for key in &self.keys {
+            renewals.remove(key);
+        }
+    }
+}
 
 /// What one run of the billing clock did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,6 +232,12 @@ impl Core {
             }
         }
 
+        // Held until the outcomes are recorded below.
+        let _charging = self.charging.mark(
+            renewals
+                .iter()
+                .map(|renewal| (renewal.subscription.id.as_str(), renewal.job.period)),
+        );
         if !renewals.is_empty() {
             let stripe = self.stripe()?;
             let charges: Vec<_> = renewals
@@ -585,4 +643,31 @@ pub fn spawn_billing_loop(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renewal_is_charging_only_while_its_batch_holds_it() {
+        let charging = Charging::default();
+        let batch = charging.mark([("sub-a", 2), ("sub-b", 5)]);
+        assert!(charging.contains("sub-a", 2));
+        assert!(charging.contains("sub-b", 5));
+        assert!(
+            !charging.contains("sub-a", 3),
+            "another period of the same subscription"
+        );
+        let other = charging.mark([("sub-c", 1)]);
+        drop(batch);
+        assert!(!charging.contains("sub-a", 2));
+        assert!(!charging.contains("sub-b", 5));
+        assert!(
+            charging.contains("sub-c", 1),
+            "another batch's renewal stays"
+        );
+        drop(other);
+        assert!(!charging.contains("sub-c", 1));
+    }
 }

@@ -71,6 +71,8 @@ pub struct Core {
     stores: StoreSettings,
     /// Names this process's claims on billing jobs.
     worker_id: String,
+    /// The renewals this process's billing clock is charging now.
+    charging: billing::Charging,
 }
 
 impl Core {
@@ -91,6 +93,7 @@ impl Core {
             payments,
             stores: StoreSettings::default(),
             worker_id: uuid::Uuid::new_v4().simple().to_string(),
+            charging: billing::Charging::default(),
         }
     }
 
