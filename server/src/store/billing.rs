@@ -330,7 +330,7 @@ impl Store {
         .bind(basket.status.as_str())
         .bind(basket.subscription_id.as_deref())
         .bind(to_millis(basket.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(classify)?;
         Ok(())
@@ -622,7 +622,7 @@ impl Store {
         )
         .bind(id)
         .bind(to_millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -642,7 +642,7 @@ impl Store {
         )
         .bind(customer_id)
         .bind(to_millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -656,7 +656,7 @@ impl Store {
         )
         .bind(id)
         .bind(to_millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -794,7 +794,7 @@ impl Store {
             .bind(to_millis(now))
             .bind(to_millis(lease_until))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         rows.iter()
             .map(|row| {
@@ -854,7 +854,7 @@ impl Store {
         .bind(&job.subscription_id)
         .bind(job.period)
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

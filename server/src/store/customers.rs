@@ -45,7 +45,7 @@ impl Store {
                     .bind(&known.id)
                     .bind(&candidate.email)
                     .bind(to_millis(candidate.created_at))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(classify)?;
                 known.email = candidate.email.clone();
@@ -66,7 +66,7 @@ impl Store {
         .bind(&candidate.first_name)
         .bind(&candidate.last_name)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(classify)?;
         self.customer_by_identity(candidate)
@@ -171,7 +171,7 @@ impl Store {
         .bind(&field.label)
         .bind(i64::from(field.required))
         .bind(display_order)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(classify)?;
         Ok(())

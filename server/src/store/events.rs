@@ -126,7 +126,7 @@ async fn insert_events(store: &Store, events: &[PendingEvent]) -> Result<(), Sto
                 .bind(event.event_type.as_str())
                 .bind(to_millis(event.received_at));
         }
-        query.execute(&store.pool).await?;
+        query.execute(&store.writer).await?;
     }
     Ok(())
 }

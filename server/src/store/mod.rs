@@ -85,6 +85,9 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where every write goes, under this process's write turn: on SQLite a pool of one
+    /// connection, on PostgreSQL the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
     /// SQLite has one writer. Writers of this process take turns here, where a waiter is
     /// woken the moment the turn is free, instead of in SQLite's busy handler, which
@@ -150,11 +153,46 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let pool = AnyPoolOptions::new()
+        let pool = Self::pool_options(backend)
             .max_connections(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
+            .connect_with(options.clone())
+            .await?;
+        let writer = match backend {
+            // The one connection this process writes through (its turns are taken at
+            // `write_turn`). Another connection's commit makes SQLite drop a connection's
+            // whole page cache, so a writer that is always the same connection keeps the
+            // pages it writes to cached from one write to the next, where a writer picked
+            // from the pool would read them again each time.
+            Backend::Sqlite => {
+                Self::pool_options(backend)
+                    .max_connections(1)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            Self::prepare_sqlite_connection(conn).await?;
+                            conn.execute("PRAGMA cache_size = -65536").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        MIGRATOR.run(&writer).await?;
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+            write_turn: Arc::default(),
+            pending_events: Arc::default(),
+        })
+    }
+
+    fn pool_options(backend: Backend) -> AnyPoolOptions {
+        AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(30))
             // A SQLite connection is a file handle in this process and cannot go stale
             // the way a network connection can; pinging it on every acquire would double
@@ -163,28 +201,24 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes
-                        // concurrent writers queue instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        // Reads from the shared page cache of a mapped file instead of a
-                        // pread per page missing from each connection's own small cache.
-                        conn.execute("PRAGMA mmap_size = 268435456").await?;
+                        Self::prepare_sqlite_connection(conn).await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self {
-            pool,
-            backend,
-            write_turn: Arc::default(),
-            pending_events: Arc::default(),
-        })
+    }
+
+    async fn prepare_sqlite_connection(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        // WAL lets readers run beside the one writer; the busy timeout makes concurrent
+        // writers (of other processes) queue instead of failing.
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        // Reads from the shared page cache of a mapped file instead of a pread per page
+        // missing from each connection's own small cache.
+        conn.execute("PRAGMA mmap_size = 268435456").await?;
+        Ok(())
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at `BEGIN
@@ -194,8 +228,8 @@ impl Store {
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
         let turn = self.write_turn().await;
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         };
         Ok(WriteTransaction {
             tx,
@@ -204,8 +238,8 @@ impl Store {
         })
     }
 
-    /// This process's write turn on SQLite, to hold around a single-statement write;
-    /// nothing on PostgreSQL.
+    /// This process's write turn on SQLite, to hold around a single-statement write (made
+    /// on `writer`); nothing on PostgreSQL.
     pub(crate) async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_turn.clone().lock_owned().await),
@@ -219,6 +253,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -20,7 +20,7 @@ impl Store {
         .bind(customer_id)
         .bind(entry_id)
         .bind(to_millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

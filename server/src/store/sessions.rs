@@ -176,7 +176,7 @@ impl Store {
         .bind(id)
         .bind(to_millis(now))
         .bind(to_millis(expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(touched.rows_affected() == 1)
     }
@@ -196,7 +196,7 @@ impl Store {
         .bind(id)
         .bind(to_millis(now))
         .bind(reason)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(ended.rows_affected() == 1)
     }
