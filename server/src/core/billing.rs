@@ -35,7 +35,7 @@ const BATCH: i64 = 1024;
 /// their number, set the pace while the other batches read and write.
 const CONCURRENCY: usize = 96;
 /// Batches one run of the billing clock works on at once.
-const PARALLEL_BATCHES: usize = 3;
+const PARALLEL_BATCHES: usize = 4;
 
 /// The renewals (subscription, period) this process is charging now, under its own live
 /// lease on their jobs: what a renewal's webhook needs to know to be acknowledged without
