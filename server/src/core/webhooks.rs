@@ -49,16 +49,13 @@ impl Core {
         let event = Event::parse(payload).map_err(WebhookError::Malformed)?;
         let (seen, renewal_in_hand) = match &event.object {
             EventObject::PaymentIntent(intent)
-                if let Some((subscription, period)) = renewal_of(intent)
-                    && self.charging.contains(subscription, period) =>
-            {
-                // This process is charging it: in hand, and not applied before, since
-                // nothing but the outcome the worker is about to record could apply it.
-                (false, true)
-            }
-            EventObject::PaymentIntent(intent)
                 if let Some((subscription, period)) = renewal_of(intent) =>
             {
+                if self.charging.contains(subscription, period) {
+                    // This process is charging it: in hand, and not applied before, since
+                    // nothing but the outcome the worker is about to record could apply it.
+                    return Ok(WebhookOutcome::Applied);
+                }
                 let notice = self
                     .store
                     .renewal_notice(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::placeholders::{Placeholders, ROWS_PER_STATEMENT};
+use super::placeholders::ROWS_PER_STATEMENT;
 use super::{Backend, Store, StoreError, WriteTransaction, classify, from_millis, to_millis};
 use crate::core::model::{
     Basket, BasketKind, BasketPurpose, BasketStatus, BillingProfile, CardSummary, Currency, Money,
@@ -526,7 +526,7 @@ impl Store {
     async fn rows_with_keys(&self, select: &str, keys: &[&str]) -> Result<Vec<AnyRow>, StoreError> {
         let mut rows = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let keys = Placeholders::new(self.backend).list(chunk.len());
+            let keys = self.placeholders().list(chunk.len());
             let sql = format!("{select} ({keys})");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for key in chunk {
@@ -975,15 +975,11 @@ async fn insert_jobs(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
-        let mut placeholders = tx.placeholders();
-        let rows = (0..chunk.len())
-            .map(|_| format!("({}, 0, 'pending')", placeholders.list(4)))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "INSERT INTO billing_jobs (subscription_id, period, due_at, updated_at, \
-             failed_attempts, status) VALUES {rows} \
-             ON CONFLICT (subscription_id, period) DO NOTHING"
+             failed_attempts, status) VALUES {} \
+             ON CONFLICT (subscription_id, period) DO NOTHING",
+            tx.placeholders().rows(chunk.len(), 6)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (subscription_id, period, due_at) in chunk {
@@ -991,7 +987,9 @@ async fn insert_jobs(
                 .bind(*subscription_id)
                 .bind(*period)
                 .bind(to_millis(*due_at))
-                .bind(to_millis(now));
+                .bind(to_millis(now))
+                .bind(0_i64)
+                .bind("pending");
         }
         query.execute(&mut **tx).await.map_err(classify)?;
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use super::placeholders::{Placeholders, ROWS_PER_STATEMENT};
+use super::placeholders::ROWS_PER_STATEMENT;
 use super::{Store, StoreError, to_millis};
 use crate::core::model::PaymentProvider;
 
@@ -116,7 +116,7 @@ async fn insert_events(store: &Store, events: &[PendingEvent]) -> Result<(), Sto
         let sql = format!(
             "INSERT INTO provider_events (provider, event_id, event_type, received_at) \
              VALUES {} ON CONFLICT (provider, event_id) DO NOTHING",
-            Placeholders::new(store.backend).rows(chunk.len(), 4)
+            store.placeholders().rows(chunk.len(), 4)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for event in chunk {

@@ -238,6 +238,11 @@ impl Store {
         })
     }
 
+    /// Placeholders for one statement.
+    fn placeholders(&self) -> placeholders::Placeholders {
+        placeholders::Placeholders::new(self.backend)
+    }
+
     /// This process's write turn on SQLite, to hold around a single-statement write (made
     /// on `writer`); nothing on PostgreSQL.
     pub(crate) async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
