@@ -13,7 +13,6 @@
 //! refused, never moved.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Core, CoreError, Credential};
 use crate::core::model::{
@@ -645,7 +644,7 @@ impl Core {
             .or_else(|| store_price(view))
             .unwrap_or(package.price);
         let subscription = Subscription {
-            id: Uuid::new_v4().to_string(),
+            id: Subscription::new_id(),
             customer_id: customer.id.clone(),
             package_id: package.id.clone(),
             provider,

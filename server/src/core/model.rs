@@ -400,6 +400,14 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A new subscription's id: a time-ordered UUID (version 7). The billing clock settles
+    /// subscriptions in the order their periods end, which is mostly the order they were
+    /// bought, so the indexes keyed by subscription (its jobs, its paid periods) are
+    /// written a few neighbouring pages per batch instead of a random page per renewal.
+    pub fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+
     /// Whether it grants its package's entitlements at `now`.
     pub fn grants_access(&self, now: DateTime<Utc>) -> bool {
         self.status.is_live() && self.access_until.is_none_or(|until| until > now)

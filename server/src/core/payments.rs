@@ -747,7 +747,7 @@ fn new_subscription(basket: &Basket, package: &Package, now: DateTime<Utc>) -> S
         _ => add_period(now, package.interval, 1),
     };
     Subscription {
-        id: Uuid::new_v4().to_string(),
+        id: Subscription::new_id(),
         customer_id: basket.customer_id.clone(),
         package_id: package.id.clone(),
         provider: PaymentProvider::Stripe,
