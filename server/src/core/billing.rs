@@ -8,7 +8,7 @@
 //! request and gets Stripe's stored answer; the database's unique index on
 //! (subscription, period) for successful payments backs this up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,19 +37,34 @@ const CONCURRENCY: usize = 96;
 /// Batches one run of the billing clock works on at once.
 const PARALLEL_BATCHES: usize = 4;
 
-/// The renewals (subscription, period) this process is charging now, under its own live
-/// lease on their jobs: what a renewal's webhook needs to know to be acknowledged without
-/// reading the database.
+/// Renewals paid this process remembers, beyond those it is charging: about the last few
+/// batches' worth, enough for the webhooks that arrive after their batch was recorded.
+const PAID_REMEMBERED: usize = 8 * BATCH as usize;
+
+/// The renewals (subscription, period) this process has in hand: those it is charging now,
+/// under its own live lease on their jobs, and the last ones it recorded as paid. What a
+/// renewal's webhook needs to know to be acknowledged without reading the database.
 ///
 /// Invariant: a renewal is here only while this process holds its job's lease and has not
-/// recorded its outcome; whatever else is true of it is read from the database.
+/// recorded its outcome, or after this process recorded its period as paid (a paid period
+/// stays paid: nothing moves a subscription's period back). Whatever else is true of it is
+/// read from the database.
 #[derive(Default)]
-pub(crate) struct Charging(std::sync::Mutex<HashSet<(String, i64)>>);
+pub(crate) struct Charging(std::sync::Mutex<InHand>);
+
+#[derive(Default)]
+struct InHand {
+    charging: HashSet<(String, i64)>,
+    paid: HashSet<(String, i64)>,
+    /// `paid`, oldest first, so that the oldest is forgotten first.
+    paid_order: VecDeque<(String, i64)>,
+}
 
 impl Charging {
     pub(crate) fn contains(&self, subscription_id: &str, period: i64) -> bool {
-        self.renewals()
-            .contains(&(subscription_id.to_owned(), period))
+        let key = (subscription_id.to_owned(), period);
+        let in_hand = self.in_hand();
+        in_hand.charging.contains(&key) || in_hand.paid.contains(&key)
     }
 
     /// Marks the renewals charging until the returned guard is dropped: after their
@@ -59,15 +74,31 @@ impl Charging {
             .into_iter()
             .map(|(subscription_id, period)| (subscription_id.to_owned(), period))
             .collect();
-        self.renewals().extend(keys.iter().cloned());
+        self.in_hand().charging.extend(keys.iter().cloned());
         ChargingGuard {
             charging: self,
             keys,
         }
     }
 
-    fn renewals(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i64)>> {
-        // A panic elsewhere while it was held leaves a set that is still whole.
+    /// Remembers renewals whose periods this process has just recorded as paid.
+    fn paid<'k>(&self, renewals: impl IntoIterator<Item = (&'k str, i64)>) {
+        let mut in_hand = self.in_hand();
+        for (subscription_id, period) in renewals {
+            let key = (subscription_id.to_owned(), period);
+            if in_hand.paid.insert(key.clone()) {
+                in_hand.paid_order.push_back(key);
+            }
+        }
+        while in_hand.paid_order.len() > PAID_REMEMBERED {
+            if let Some(oldest) = in_hand.paid_order.pop_front() {
+                in_hand.paid.remove(&oldest);
+            }
+        }
+    }
+
+    fn in_hand(&self) -> std::sync::MutexGuard<'_, InHand> {
+        // A panic elsewhere while it was held leaves sets that are still whole.
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -81,9 +112,9 @@ struct ChargingGuard<'c> {
 
 impl Drop for ChargingGuard<'_> {
     fn drop(&mut self) {
-        let mut renewals = self.charging.renewals();
+        let mut in_hand = self.charging.in_hand();
         for key in &self.keys {
-            renewals.remove(key);
+            in_hand.charging.remove(key);
         }
     }
 }
@@ -301,14 +332,22 @@ impl Core {
 
         let mut report = BillingReport::default();
         let applied = self.store.settle_billing(&settlements, self.now()).await?;
-        for (applied, outcome) in applied.into_iter().zip(outcomes) {
+        let mut paid = Vec::new();
+        for ((applied, outcome), settlement) in applied.into_iter().zip(outcomes).zip(&settlements)
+        {
             match (applied, outcome) {
-                (true, Outcome::Renewed) => report.renewed += 1,
+                (true, Outcome::Renewed) => {
+                    report.renewed += 1;
+                    if let JobChange::Settle { period, .. } = settlement.jobs {
+                        paid.push((settlement.subscription_id, period));
+                    }
+                }
                 (true, Outcome::Failed) => report.failed += 1,
                 (true, Outcome::Expired) => report.expired += 1,
                 _ => {}
             }
         }
+        self.charging.paid(paid);
         for job in deferred {
             self.store.release_job(job, &self.worker_id).await?;
             report.deferred += 1;
@@ -669,5 +708,23 @@ mod tests {
         );
         drop(other);
         assert!(!charging.contains("sub-c", 1));
+    }
+
+    #[test]
+    fn a_paid_renewal_stays_in_hand_until_enough_newer_ones_were_paid() {
+        let charging = Charging::default();
+        let batch = charging.mark([("sub-a", 2)]);
+        charging.paid([("sub-a", 2)]);
+        drop(batch);
+        assert!(charging.contains("sub-a", 2), "recorded as paid");
+        assert!(!charging.contains("sub-a", 3), "the next period is not");
+        let newer: Vec<String> = (0..PAID_REMEMBERED).map(|n| format!("sub-{n}")).collect();
+        charging.paid(newer.iter().map(|id| (id.as_str(), 1)));
+        assert!(
+            !charging.contains("sub-a", 2),
+            "forgotten: its webhook reads the database"
+        );
+        assert!(charging.contains(&newer[0], 1));
+        assert!(charging.contains(&newer[PAID_REMEMBERED - 1], 1));
     }
 }

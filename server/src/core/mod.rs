@@ -71,7 +71,7 @@ pub struct Core {
     stores: StoreSettings,
     /// Names this process's claims on billing jobs.
     worker_id: String,
-    /// The renewals this process's billing clock is charging now.
+    /// The renewals this process's billing clock is charging now or has just recorded.
     charging: billing::Charging,
 }
 

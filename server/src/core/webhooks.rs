@@ -52,8 +52,8 @@ impl Core {
                 if let Some((subscription, period)) = renewal_of(intent) =>
             {
                 if self.charging.contains(subscription, period) {
-                    // This process is charging it: in hand, and not applied before, since
-                    // nothing but the outcome the worker is about to record could apply it.
+                    // This process is charging it or has recorded it as paid: in hand, and
+                    // nothing this event could change (see below).
                     return Ok(WebhookOutcome::Applied);
                 }
                 let notice = self
