@@ -50,7 +50,7 @@ const PAID_REMEMBERED: usize = 8 * BATCH as usize;
 /// stays paid: nothing moves a subscription's period back). Whatever else is true of it is
 /// read from the database.
 #[derive(Default)]
-pub(crate) struct Charging(std::sync::Mutex<InHand>);
+pub(crate) struct RenewalsInHand(std::sync::Mutex<InHand>);
 
 #[derive(Default)]
 struct InHand {
@@ -60,7 +60,7 @@ struct InHand {
     paid_order: VecDeque<(String, i64)>,
 }
 
-impl Charging {
+impl RenewalsInHand {
     pub(crate) fn contains(&self, subscription_id: &str, period: i64) -> bool {
         let key = (subscription_id.to_owned(), period);
         let in_hand = self.in_hand();
@@ -69,20 +69,23 @@ impl Charging {
 
     /// Marks the renewals charging until the returned guard is dropped: after their
     /// outcome is recorded, or on any way out of the batch.
-    fn mark<'k>(&self, renewals: impl IntoIterator<Item = (&'k str, i64)>) -> ChargingGuard<'_> {
+    fn mark_charging<'k>(
+        &self,
+        renewals: impl IntoIterator<Item = (&'k str, i64)>,
+    ) -> ChargingGuard<'_> {
         let keys: Vec<(String, i64)> = renewals
             .into_iter()
             .map(|(subscription_id, period)| (subscription_id.to_owned(), period))
             .collect();
         self.in_hand().charging.extend(keys.iter().cloned());
         ChargingGuard {
-            charging: self,
+            renewals: self,
             keys,
         }
     }
 
     /// Remembers renewals whose periods this process has just recorded as paid.
-    fn paid<'k>(&self, renewals: impl IntoIterator<Item = (&'k str, i64)>) {
+    fn record_paid<'k>(&self, renewals: impl IntoIterator<Item = (&'k str, i64)>) {
         let mut in_hand = self.in_hand();
         for (subscription_id, period) in renewals {
             let key = (subscription_id.to_owned(), period);
@@ -106,13 +109,13 @@ impl Charging {
 }
 
 struct ChargingGuard<'c> {
-    charging: &'c Charging,
+    renewals: &'c RenewalsInHand,
     keys: Vec<(String, i64)>,
 }
 
 impl Drop for ChargingGuard<'_> {
     fn drop(&mut self) {
-        let mut in_hand = self.charging.in_hand();
+        let mut in_hand = self.renewals.in_hand();
         for key in &self.keys {
             in_hand.charging.remove(key);
         }
@@ -264,7 +267,7 @@ impl Core {
         }
 
         // Held until the outcomes are recorded below.
-        let _charging = self.charging.mark(
+        let _charging = self.renewals_in_hand.mark_charging(
             renewals
                 .iter()
                 .map(|renewal| (renewal.subscription.id.as_str(), renewal.job.period)),
@@ -347,7 +350,7 @@ impl Core {
                 _ => {}
             }
         }
-        self.charging.paid(paid);
+        self.renewals_in_hand.record_paid(paid);
         for job in deferred {
             self.store.release_job(job, &self.worker_id).await?;
             report.deferred += 1;
@@ -690,41 +693,41 @@ mod tests {
 
     #[test]
     fn a_renewal_is_charging_only_while_its_batch_holds_it() {
-        let charging = Charging::default();
-        let batch = charging.mark([("sub-a", 2), ("sub-b", 5)]);
-        assert!(charging.contains("sub-a", 2));
-        assert!(charging.contains("sub-b", 5));
+        let in_hand = RenewalsInHand::default();
+        let batch = in_hand.mark_charging([("sub-a", 2), ("sub-b", 5)]);
+        assert!(in_hand.contains("sub-a", 2));
+        assert!(in_hand.contains("sub-b", 5));
         assert!(
-            !charging.contains("sub-a", 3),
+            !in_hand.contains("sub-a", 3),
             "another period of the same subscription"
         );
-        let other = charging.mark([("sub-c", 1)]);
+        let other = in_hand.mark_charging([("sub-c", 1)]);
         drop(batch);
-        assert!(!charging.contains("sub-a", 2));
-        assert!(!charging.contains("sub-b", 5));
+        assert!(!in_hand.contains("sub-a", 2));
+        assert!(!in_hand.contains("sub-b", 5));
         assert!(
-            charging.contains("sub-c", 1),
+            in_hand.contains("sub-c", 1),
             "another batch's renewal stays"
         );
         drop(other);
-        assert!(!charging.contains("sub-c", 1));
+        assert!(!in_hand.contains("sub-c", 1));
     }
 
     #[test]
     fn a_paid_renewal_stays_in_hand_until_enough_newer_ones_were_paid() {
-        let charging = Charging::default();
-        let batch = charging.mark([("sub-a", 2)]);
-        charging.paid([("sub-a", 2)]);
+        let in_hand = RenewalsInHand::default();
+        let batch = in_hand.mark_charging([("sub-a", 2)]);
+        in_hand.record_paid([("sub-a", 2)]);
         drop(batch);
-        assert!(charging.contains("sub-a", 2), "recorded as paid");
-        assert!(!charging.contains("sub-a", 3), "the next period is not");
+        assert!(in_hand.contains("sub-a", 2), "recorded as paid");
+        assert!(!in_hand.contains("sub-a", 3), "the next period is not");
         let newer: Vec<String> = (0..PAID_REMEMBERED).map(|n| format!("sub-{n}")).collect();
-        charging.paid(newer.iter().map(|id| (id.as_str(), 1)));
+        in_hand.record_paid(newer.iter().map(|id| (id.as_str(), 1)));
         assert!(
-            !charging.contains("sub-a", 2),
+            !in_hand.contains("sub-a", 2),
             "forgotten: its webhook reads the database"
         );
-        assert!(charging.contains(&newer[0], 1));
-        assert!(charging.contains(&newer[PAID_REMEMBERED - 1], 1));
+        assert!(in_hand.contains(&newer[0], 1));
+        assert!(in_hand.contains(&newer[PAID_REMEMBERED - 1], 1));
     }
 }

@@ -72,7 +72,7 @@ pub struct Core {
     /// Names this process's claims on billing jobs.
     worker_id: String,
     /// The renewals this process's billing clock is charging now or has just recorded.
-    charging: billing::Charging,
+    renewals_in_hand: billing::RenewalsInHand,
 }
 
 impl Core {
@@ -93,7 +93,7 @@ impl Core {
             payments,
             stores: StoreSettings::default(),
             worker_id: uuid::Uuid::new_v4().simple().to_string(),
-            charging: billing::Charging::default(),
+            renewals_in_hand: billing::RenewalsInHand::default(),
         }
     }
 

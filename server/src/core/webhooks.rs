@@ -51,7 +51,7 @@ impl Core {
             EventObject::PaymentIntent(intent)
                 if let Some((subscription, period)) = renewal_of(intent) =>
             {
-                if self.charging.contains(subscription, period) {
+                if self.renewals_in_hand.contains(subscription, period) {
                     // This process is charging it or has recorded it as paid: in hand, and
                     // nothing this event could change (see below).
                     return Ok(WebhookOutcome::Applied);
