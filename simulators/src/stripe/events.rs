@@ -157,7 +157,17 @@ impl Account {
         object: &T,
         now: DateTime<Utc>,
     ) {
-        self.record(event_type, CompactJson::new(object), None, now);
+        self.record_snapshot(event_type, CompactJson::new(object), now);
+    }
+
+    /// An event whose object's snapshot was taken earlier (before the object moved on).
+    pub(super) fn record_snapshot(
+        &mut self,
+        event_type: &'static str,
+        snapshot: CompactJson,
+        now: DateTime<Utc>,
+    ) {
+        self.record(event_type, snapshot, None, now);
     }
 
     /// An event about a change: the object after it and what the change replaced.

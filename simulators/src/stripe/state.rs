@@ -1508,7 +1508,7 @@ impl Account {
         } else {
             "charge.failed"
         };
-        self.record_event(event_type, &charge_snapshot, now);
+        self.record_snapshot(event_type, charge_snapshot, now);
         id
     }
 
@@ -1842,7 +1842,7 @@ impl Account {
             .refunds_by_payment_intent
             .set(refund.seq, refund.payment_intent.as_deref());
         self.refunds.insert(refund.clone());
-        self.record_event("charge.refunded", &charge_snapshot, now);
+        self.record_snapshot("charge.refunded", charge_snapshot, now);
         self.record_event("refund.created", &refund, now);
         Ok(refund)
     }
