@@ -40,6 +40,17 @@ fn requests_per_second(output: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// CPU time (user and system, all threads) the process has used so far; Linux only, from
+/// `/proc`, whose counts are in USER_HZ (100 a second on every Linux architecture).
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    // utime and stime: fields 14 and 15 of proc(5), 12 and 13 after the name.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
 /// A fresh release-build simulator-mode process on a free loopback port, healthy.
 async fn start_simulator() -> anyhow::Result<(Server, String, std::path::PathBuf)> {
     let root = workspace_root();
@@ -145,7 +156,7 @@ pub async fn run(
     for &count in subscribers {
         // A fresh process and database for each size, so one run does not slow the next.
         let (server, base, data) = start_simulator().await?;
-        crate::bench_renewals::run(&base, count).await?;
+        crate::bench_renewals::run(&base, count, server.0.id()).await?;
         drop(server);
         let _ = std::fs::remove_dir_all(&data);
     }
