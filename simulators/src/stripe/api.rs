@@ -6,7 +6,6 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::param::Path;
-use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{
@@ -15,6 +14,7 @@ use poem_openapi::{
 use serde_json::{Value, json};
 
 use super::cards::Decline;
+use super::compact::CompactJson;
 use super::details::{Address, BillingDetails};
 use super::error::ApiError;
 use super::form::Form;
@@ -95,7 +95,7 @@ pub enum StripeResponse {
     /// The object, or `{"object": "list", ...}`.
     #[oai(status = 200)]
     Ok(
-        Json<Value>,
+        CompactJson,
         /// This request's id.
         #[oai(header = "Request-Id")]
         String,
@@ -111,7 +111,7 @@ pub enum StripeResponse {
     /// does not allow the operation) or `idempotency_error`.
     #[oai(status = 400)]
     BadRequest(
-        Json<Value>,
+        CompactJson,
         #[oai(header = "Request-Id")] String,
         #[oai(header = "Stripe-Version")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
@@ -119,7 +119,7 @@ pub enum StripeResponse {
     /// No API key, an unknown one, or a publishable key where a secret key is needed.
     #[oai(status = 401)]
     Unauthorized(
-        Json<Value>,
+        CompactJson,
         #[oai(header = "Request-Id")] String,
         #[oai(header = "Stripe-Version")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
@@ -128,7 +128,7 @@ pub enum StripeResponse {
     /// `payment_intent` or `setup_intent` when there is one).
     #[oai(status = 402)]
     PaymentRequired(
-        Json<Value>,
+        CompactJson,
         #[oai(header = "Request-Id")] String,
         #[oai(header = "Stripe-Version")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
@@ -136,7 +136,7 @@ pub enum StripeResponse {
     /// `resource_missing`: no such object.
     #[oai(status = 404)]
     NotFound(
-        Json<Value>,
+        CompactJson,
         #[oai(header = "Request-Id")] String,
         #[oai(header = "Stripe-Version")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
@@ -144,7 +144,7 @@ pub enum StripeResponse {
     /// `api_error`: the simulator failed on its own side.
     #[oai(status = 500)]
     Failed(
-        Json<Value>,
+        CompactJson,
         #[oai(header = "Request-Id")] String,
         #[oai(header = "Stripe-Version")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
@@ -152,9 +152,14 @@ pub enum StripeResponse {
 }
 
 impl StripeResponse {
-    fn new(status: u16, body: Value, version: String, replayed: bool, request_id: String) -> Self {
+    fn new(
+        status: u16,
+        body: CompactJson,
+        version: String,
+        replayed: bool,
+        request_id: String,
+    ) -> Self {
         let replayed = replayed.then(|| "true".to_owned());
-        let body = Json(body);
         match status {
             200 => Self::Ok(body, request_id, version, replayed),
             400 => Self::BadRequest(body, request_id, version, replayed),
@@ -166,7 +171,13 @@ impl StripeResponse {
     }
 
     fn error(error: &ApiError, version: String, request_id: String) -> Self {
-        Self::new(error.status, error.body(), version, false, request_id)
+        Self::new(
+            error.status,
+            CompactJson::new(&error.body()),
+            version,
+            false,
+            request_id,
+        )
     }
 }
 
@@ -259,14 +270,15 @@ fn expand(account: &Account, value: &mut Value, path: &[&str]) {
 impl StripeSimulator {
     /// Runs one operation: authenticates, parses, checks `expand[]`, replays or refuses a
     /// reused `Idempotency-Key`, runs the rule under the account's lock, names this request
-    /// in the events it caused, and stores the answer for the key.
-    pub(super) fn run(
+    /// in the events it caused, and stores the answer for the key. The answer is written as
+    /// JSON once, and that text is what is stored and sent.
+    pub(super) fn run<R: serde::Serialize>(
         &self,
         request: &Request,
         body: Option<FormBody>,
         access: Access,
         expandable: &[&str],
-        operation: impl FnOnce(&mut Account, Form, &Ctx) -> Result<Value, ApiError>,
+        operation: impl FnOnce(&mut Account, Form, &Ctx) -> Result<R, ApiError>,
     ) -> StripeResponse {
         let request_id = new_id("req");
         let version = request
@@ -368,22 +380,29 @@ impl StripeSimulator {
                 idempotency_key.as_deref(),
             );
             let (status, body) = match outcome {
-                Ok(mut value) => {
+                Ok(answer) if expand_paths.is_empty() => (200, compact(&answer)?),
+                Ok(answer) => {
+                    let mut value = to_json(answer)?;
                     for path in &expand_paths {
                         let segments: Vec<&str> = path.split('.').collect();
                         expand(&shared.account, &mut value, &segments);
                     }
-                    (200, value)
+                    (200, compact(&value)?)
                 }
-                Err(error) => (error.status, error.body()),
+                Err(error) => (error.status, CompactJson::new(&error.body())),
             };
             // As in Stripe, a request refused before it ran (400) is not remembered.
             if let Some(scoped) = scoped_key
                 && status != 400
             {
-                shared
-                    .idempotency
-                    .insert(scoped, endpoint, &fingerprint, status, &body, now);
+                shared.idempotency.insert(
+                    scoped,
+                    endpoint,
+                    &fingerprint,
+                    status,
+                    body.clone(),
+                    now,
+                );
             }
             Ok((status, body, false))
         })();
@@ -599,8 +618,15 @@ const STRIPE_JS_PARAMS: &[&str] = &[
 ];
 
 pub(super) fn to_json<T: serde::Serialize>(value: T) -> Result<Value, ApiError> {
-    serde_json::to_value(value)
-        .map_err(|error| ApiError::new(500, super::error::ErrorType::Api, error.to_string()))
+    serde_json::to_value(value).map_err(unwritable)
+}
+
+fn compact<T: serde::Serialize>(value: &T) -> Result<CompactJson, ApiError> {
+    CompactJson::try_new(value).map_err(unwritable)
+}
+
+fn unwritable(error: serde_json::Error) -> ApiError {
+    ApiError::new(500, super::error::ErrorType::Api, error.to_string())
 }
 
 /// Stripe's API, as far as boxoffice uses it.
@@ -684,7 +710,7 @@ impl StripeApi {
                     ),
                     None => None,
                 };
-                to_json(account.create_customer(fields, payment_method.as_deref(), ctx.now)?)
+                account.create_customer(fields, payment_method.as_deref(), ctx.now)
             },
         )
     }
@@ -741,7 +767,7 @@ impl StripeApi {
             CUSTOMER_EXPAND,
             |account, form, _| {
                 form.finish()?;
-                to_json(account.customer(&customer)?)
+                Ok(account.customer(&customer)?.clone())
             },
         )
     }
@@ -767,7 +793,7 @@ impl StripeApi {
             |account, mut form, ctx| {
                 let fields = customer_fields(&mut form)?;
                 form.finish()?;
-                to_json(account.update_customer(&customer, fields, ctx.now)?)
+                account.update_customer(&customer, fields, ctx.now)
             },
         )
     }
@@ -828,7 +854,7 @@ impl StripeApi {
             Some(body),
             Access::ClientSecret,
             PM_EXPAND,
-            |account, form, ctx| to_json(new_payment_method(account, form, ctx)?),
+            new_payment_method,
         )
     }
 
@@ -897,7 +923,7 @@ impl StripeApi {
                 form.finish()?;
                 let id =
                     account.resolve_payment_method(&payment_method, "payment_method", ctx.now)?;
-                to_json(account.payment_method(&id, "payment_method")?)
+                Ok(account.payment_method(&id, "payment_method")?.clone())
             },
         )
     }
@@ -923,7 +949,7 @@ impl StripeApi {
             |account, mut form, _| {
                 let metadata = metadata(&mut form)?;
                 form.finish()?;
-                to_json(account.update_payment_method_metadata(&payment_method, metadata)?)
+                account.update_payment_method_metadata(&payment_method, metadata)
             },
         )
     }
@@ -954,7 +980,7 @@ impl StripeApi {
                     .map_err(|e| e.with_param("customer").referenced())?;
                 let id =
                     account.resolve_payment_method(&payment_method, "payment_method", ctx.now)?;
-                to_json(account.attach(&id, &customer, ctx.now)?)
+                account.attach(&id, &customer, ctx.now)
             },
         )
     }
@@ -979,7 +1005,7 @@ impl StripeApi {
             PM_EXPAND,
             |account, form, ctx| {
                 form.finish()?;
-                to_json(account.detach(&payment_method, ctx.now)?)
+                account.detach(&payment_method, ctx.now)
             },
         )
     }
@@ -1028,9 +1054,9 @@ impl StripeApi {
             }
             let intent = account.create_payment_intent(new, ctx.now)?;
             if !confirm {
-                return to_json(intent);
+                return Ok(intent);
             }
-            to_json(account.confirm_payment_intent(&intent.id, confirm_params, ctx.now)?)
+            account.confirm_payment_intent(&intent.id, confirm_params, ctx.now)
         })
     }
 
@@ -1094,7 +1120,7 @@ impl StripeApi {
                 let found = account.payment_intent(&intent)?;
                 check_client_secret(&mut form, ctx, &found.client_secret, "PaymentIntent")?;
                 form.finish()?;
-                to_json(found)
+                Ok(found.clone())
             },
         )
     }
@@ -1130,7 +1156,7 @@ impl StripeApi {
                     receipt_email: form.string("receipt_email")?,
                 };
                 form.finish()?;
-                to_json(account.update_payment_intent(&intent, update, ctx.now)?)
+                account.update_payment_intent(&intent, update, ctx.now)
             },
         )
     }
@@ -1165,7 +1191,7 @@ impl StripeApi {
                 if let Some(data) = data {
                     confirmation.payment_method = Some(new_payment_method(account, data, ctx)?.id);
                 }
-                to_json(account.confirm_payment_intent(&intent, confirmation, ctx.now)?)
+                account.confirm_payment_intent(&intent, confirmation, ctx.now)
             },
         )
     }
@@ -1199,7 +1225,7 @@ impl StripeApi {
                     ],
                 )?;
                 form.finish()?;
-                to_json(account.cancel_payment_intent(&intent, reason, ctx.now)?)
+                account.cancel_payment_intent(&intent, reason, ctx.now)
             },
         )
     }
@@ -1235,13 +1261,9 @@ impl StripeApi {
                 form.finish()?;
                 let intent = account.create_setup_intent(new, ctx.now)?;
                 if !confirm {
-                    return to_json(intent);
+                    return Ok(intent);
                 }
-                to_json(account.confirm_setup_intent(
-                    &intent.id,
-                    Confirmation::default(),
-                    ctx.now,
-                )?)
+                account.confirm_setup_intent(&intent.id, Confirmation::default(), ctx.now)
             },
         )
     }
@@ -1267,7 +1289,7 @@ impl StripeApi {
                 let found = account.setup_intent(&intent)?;
                 check_client_secret(&mut form, ctx, &found.client_secret, "SetupIntent")?;
                 form.finish()?;
-                to_json(found)
+                Ok(found.clone())
             },
         )
     }
@@ -1306,7 +1328,7 @@ impl StripeApi {
                     payment_method,
                     ..Confirmation::default()
                 };
-                to_json(account.confirm_setup_intent(&intent, confirmation, ctx.now)?)
+                account.confirm_setup_intent(&intent, confirmation, ctx.now)
             },
         )
     }
@@ -1335,7 +1357,7 @@ impl StripeApi {
                     &["abandoned", "duplicate", "requested_by_customer"],
                 )?;
                 form.finish()?;
-                to_json(account.cancel_setup_intent(&intent, reason, ctx.now)?)
+                account.cancel_setup_intent(&intent, reason, ctx.now)
             },
         )
     }
@@ -1368,7 +1390,7 @@ impl StripeApi {
                     metadata: metadata(&mut form)?.unwrap_or_default(),
                 };
                 form.finish()?;
-                to_json(account.create_refund(new, ctx.now)?)
+                account.create_refund(new, ctx.now)
             },
         )
     }
@@ -1517,7 +1539,7 @@ impl StripeApi {
             REFUND_EXPAND,
             |account, form, _| {
                 form.finish()?;
-                to_json(account.refund(&refund)?)
+                Ok(account.refund(&refund)?.clone())
             },
         )
     }
@@ -1537,7 +1559,7 @@ impl StripeApi {
             CHARGE_EXPAND,
             |account, form, _| {
                 form.finish()?;
-                to_json(account.charge(&charge)?)
+                Ok(account.charge(&charge)?.clone())
             },
         )
     }

@@ -13,11 +13,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Serialize, Serializer};
-use serde_json::value::{RawValue, to_raw_value};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::api::DEFAULT_API_VERSION;
+use super::compact::CompactJson;
 use super::error::ApiError;
 use super::state::{Account, new_id};
 
@@ -84,29 +84,6 @@ pub struct EventData {
     /// On `*.updated`-like events: the changed fields as they were before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_attributes: Option<Value>,
-}
-
-/// A JSON value kept as its compact text, a fraction of the memory of a [`Value`];
-/// serialized as the text it holds, without parsing it again.
-#[derive(Debug, Clone)]
-pub struct CompactJson(Box<RawValue>);
-
-impl CompactJson {
-    /// The object's JSON text, written straight from the object instead of through a
-    /// [`Value`] tree first.
-    pub fn new<T: Serialize + ?Sized>(object: &T) -> Self {
-        Self(to_raw_value(object).unwrap_or_else(|_| RawValue::NULL.to_owned()))
-    }
-
-    pub fn value(&self) -> Value {
-        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
-    }
-}
-
-impl Serialize for CompactJson {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
 }
 
 /// Events past [`EVENT_RETENTION`] that webhook deliveries still need, by id.

@@ -6,10 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::events::CompactJson;
+use super::compact::CompactJson;
 use super::form::Form;
 
 /// How long Stripe keeps an idempotency key.
@@ -41,8 +40,8 @@ impl StoredResponse {
         self.parameters == digest(form)
     }
 
-    pub fn body(&self) -> Value {
-        self.body.value()
+    pub fn body(&self) -> CompactJson {
+        self.body.clone()
     }
 
     fn live(&self, now: DateTime<Utc>) -> bool {
@@ -89,7 +88,7 @@ impl IdempotencyKeys {
         endpoint: String,
         form: &Form,
         status: u16,
-        body: &Value,
+        body: CompactJson,
         now: DateTime<Utc>,
     ) {
         self.next_serial += 1;
@@ -100,7 +99,7 @@ impl IdempotencyKeys {
                 endpoint,
                 parameters: digest(form),
                 status,
-                body: CompactJson::new(body),
+                body,
                 created: now,
                 serial: self.next_serial,
             },
@@ -154,7 +153,7 @@ mod tests {
             "POST /v1/x".into(),
             &form,
             200,
-            &json!({"id": "x"}),
+            CompactJson::new(&json!({"id": "x"})),
             at(0),
         );
         keys.insert(
@@ -162,11 +161,11 @@ mod tests {
             "POST /v1/x".into(),
             &form,
             402,
-            &json!({}),
+            CompactJson::new(&json!({})),
             at(10),
         );
         let stored = keys.get("sk:a", at(23)).unwrap();
-        assert_eq!(stored.body(), json!({"id": "x"}));
+        assert_eq!(stored.body().value(), json!({"id": "x"}));
         assert_eq!(stored.path(), "/v1/x");
         assert!(stored.same_parameters(&same_reordered));
         assert!(!stored.same_parameters(&other));
@@ -179,7 +178,7 @@ mod tests {
             "POST /v1/y".into(),
             &form,
             200,
-            &json!({}),
+            CompactJson::new(&json!({})),
             at(40),
         );
         assert_eq!(keys.get("sk:b", at(41)).unwrap().path(), "/v1/y");

@@ -47,6 +47,7 @@
 
 mod api;
 mod cards;
+mod compact;
 mod control;
 mod delivery;
 mod details;

@@ -13,13 +13,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cards::{Behavior, Decline, TestCard, card_for_number, token_number};
+use super::compact::CompactJson;
 use super::details::{
     AmountDetails, BillingDetails, CardChecks, CardNetworks, ChargeCard, FeatureStatus,
     FraudDetails, NetworkToken, Outcome, Overcapture, PaymentMethodDetails, PaymentMethodOptions,
     RefundDestination, RefundList, SetupMethodOptions, ThreeDSecureUsage,
 };
 use super::error::{ApiError, ErrorType};
-use super::events::CompactJson;
 pub use super::events::Event;
 use super::table::{Index, Table};
 use super::webhooks::Webhooks;

@@ -137,7 +137,7 @@ impl StripeWebhooksApi {
         self.simulator
             .run(request, None, Access::Secret, &[], |account, form, _| {
                 form.finish()?;
-                to_json(account.event(&id)?)
+                Ok(account.event(&id)?.clone())
             })
     }
 
@@ -214,7 +214,7 @@ impl StripeWebhooksApi {
         self.simulator
             .run(request, None, Access::Secret, &[], |account, form, _| {
                 form.finish()?;
-                to_json(account.webhook_endpoint(&webhook_endpoint)?)
+                Ok(account.webhook_endpoint(&webhook_endpoint)?.clone())
             })
     }
 
@@ -249,7 +249,7 @@ impl StripeWebhooksApi {
                     disabled: form.boolean("disabled")?,
                 };
                 form.finish()?;
-                to_json(account.update_webhook_endpoint(&webhook_endpoint, update)?)
+                account.update_webhook_endpoint(&webhook_endpoint, update)
             },
         )
     }

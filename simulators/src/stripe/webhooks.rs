@@ -886,7 +886,8 @@ mod tests {
 
     #[test]
     fn a_delivery_is_the_event_as_listed_at_the_endpoints_version() {
-        use super::super::events::{CompactJson, Event, EventData, EventRequest};
+        use super::super::compact::CompactJson;
+        use super::super::events::{Event, EventData, EventRequest};
         let intent = json!({ "id": "pi_1", "object": "payment_intent", "amount": 999 });
         let event = Event {
             id: "evt_1".into(),
