@@ -2,6 +2,7 @@
 //! POSTed, and each answer recorded, without ever holding the account's lock across a
 //! request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem_openapi::Object;
@@ -182,11 +183,11 @@ impl StripeSimulator {
         let simulator = self.clone();
         tokio::spawn(async move {
             let client = simulator.inner.http.get_or_init(http_client).clone();
+            let due: Vec<Arc<OutgoingDelivery>> = due.into_iter().map(Arc::new).collect();
             let sends: Vec<_> = due
                 .iter()
-                .cloned()
                 .map(|delivery| {
-                    let client = client.clone();
+                    let (client, delivery) = (client.clone(), delivery.clone());
                     async move { post(client, &delivery).await }
                 })
                 .collect();

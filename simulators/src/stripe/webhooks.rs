@@ -61,12 +61,7 @@ pub fn signature_header(secret: &str, timestamp: i64, payload: &str) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload.as_bytes());
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let signature = hex::encode(mac.finalize().into_bytes());
     format!("t={timestamp},v1={signature}")
 }
 

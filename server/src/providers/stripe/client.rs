@@ -141,9 +141,10 @@ impl StripeClient {
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(transport)?;
+        // Read as bytes: a Stripe answer is UTF-8 JSON, and only an error needs it as text.
+        let body = response.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&body).map_err(|error| {
+            return serde_json::from_slice(&body).map_err(|error| {
                 ProviderError::Decode {
                     url: url.clone(),
                     detail: error.to_string(),
@@ -151,7 +152,8 @@ impl StripeClient {
                 .into()
             });
         }
-        let detail = serde_json::from_str::<ErrorBody>(&body).ok();
+        let detail = serde_json::from_slice::<ErrorBody>(&body).ok();
+        let body = String::from_utf8_lossy(&body).into_owned();
         match (status, detail) {
             (402, Some(ErrorBody { error })) => Err(StripeClientError::Declined {
                 payment_intent: error.payment_intent.map(Box::new),
