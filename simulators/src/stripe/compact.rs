@@ -59,3 +59,56 @@ impl IntoResponse for CompactJson {
             .body(self.0.get().as_bytes().to_vec())
     }
 }
+
+/// An object with the snapshot an event just recorded of it, answered as that snapshot so
+/// that the object is not written out a second time for the response.
+#[derive(Debug)]
+pub struct Recorded<T> {
+    object: T,
+    snapshot: CompactJson,
+}
+
+impl<T: Serialize> Recorded<T> {
+    /// The object and its snapshot, to be recorded with an event.
+    pub fn new(object: T) -> Self {
+        let snapshot = CompactJson::new(&object);
+        Self { object, snapshot }
+    }
+
+    pub fn snapshot(&self) -> CompactJson {
+        self.snapshot.clone()
+    }
+}
+
+impl<T> std::ops::Deref for Recorded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.object
+    }
+}
+
+impl<T> Serialize for Recorded<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.snapshot.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_recorded_object_is_answered_as_the_snapshot_taken_of_it() {
+        let object = json!({"id": "pi_1", "status": "succeeded", "metadata": {"a": "1"}});
+        let recorded = Recorded::new(object.clone());
+        assert_eq!(recorded.snapshot().value(), object);
+        assert_eq!(
+            serde_json::to_string(&recorded).unwrap(),
+            serde_json::to_string(&object).unwrap()
+        );
+        assert_eq!(recorded["status"], "succeeded");
+    }
+}

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cards::{Behavior, Decline, TestCard, card_for_number, token_number};
-use super::compact::CompactJson;
+use super::compact::{CompactJson, Recorded};
 use super::details::{
     AmountDetails, BillingDetails, CardChecks, CardNetworks, ChargeCard, FeatureStatus,
     FraudDetails, NetworkToken, Outcome, Overcapture, PaymentMethodDetails, PaymentMethodOptions,
@@ -918,7 +918,7 @@ impl Account {
         &mut self,
         new: NewPaymentIntent,
         now: DateTime<Utc>,
-    ) -> Result<PaymentIntent, ApiError> {
+    ) -> Result<Recorded<PaymentIntent>, ApiError> {
         let payment_method =
             self.intent_references(new.customer.as_deref(), new.payment_method.as_deref(), now)?;
         let seq = self.next_seq();
@@ -981,7 +981,8 @@ impl Account {
         self.indexes
             .payment_intents_by_customer
             .set(intent.seq, intent.customer.as_deref());
-        self.record_event("payment_intent.created", &intent, now);
+        let intent = Recorded::new(intent);
+        self.record_snapshot("payment_intent.created", intent.snapshot(), now);
         Ok(intent)
     }
 
@@ -1069,7 +1070,7 @@ impl Account {
         id: &str,
         confirmation: Confirmation,
         now: DateTime<Utc>,
-    ) -> Result<PaymentIntent, ApiError> {
+    ) -> Result<Recorded<PaymentIntent>, ApiError> {
         let intent = self.payment_intent(id)?;
         match intent.status {
             IntentStatus::RequiresPaymentMethod
@@ -1165,8 +1166,8 @@ impl Account {
                     .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
                 intent.status = IntentStatus::RequiresAction;
                 intent.next_action = Some(three_d_secure_action());
-                let intent = intent.clone();
-                self.record_event("payment_intent.requires_action", &intent, now);
+                let intent = Recorded::new(intent.clone());
+                self.record_snapshot("payment_intent.requires_action", intent.snapshot(), now);
                 Ok(intent)
             }
             Attempt::Succeeded => {
@@ -1192,8 +1193,8 @@ impl Account {
                 intent.latest_charge = Some(charge);
                 intent.next_action = None;
                 intent.last_payment_error = None;
-                let intent = intent.clone();
-                self.record_event("payment_intent.succeeded", &intent, now);
+                let intent = Recorded::new(intent.clone());
+                self.record_snapshot("payment_intent.succeeded", intent.snapshot(), now);
                 Ok(intent)
             }
             Attempt::Declined(decline) => {
