@@ -137,7 +137,8 @@ impl Account {
         self.record_snapshot(event_type, CompactJson::new(object), now);
     }
 
-    /// An event whose object's snapshot was taken earlier (before the object moved on).
+    /// An event with a snapshot the caller took: before the object moved on, or to answer
+    /// with as well ([`super::compact::Recorded`]).
     pub(super) fn record_snapshot(
         &mut self,
         event_type: &'static str,
