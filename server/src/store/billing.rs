@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::placeholders::ROWS_PER_STATEMENT;
+use super::placeholders::{ROWS_PER_RESULT, ROWS_PER_STATEMENT};
 use super::{Backend, Store, StoreError, WriteTransaction, classify, from_millis, to_millis};
 use crate::core::model::{
     Basket, BasketKind, BasketPurpose, BasketStatus, BillingProfile, CardSummary, Currency, Money,
@@ -525,7 +525,7 @@ impl Store {
     /// The rows `select` (ending in `IN`) finds for these keys.
     async fn rows_with_keys(&self, select: &str, keys: &[&str]) -> Result<Vec<AnyRow>, StoreError> {
         let mut rows = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        for chunk in keys.chunks(ROWS_PER_RESULT) {
             let keys = self.placeholders().list(chunk.len());
             let sql = format!("{select} ({keys})");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1043,7 +1043,7 @@ async fn update_subscriptions(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
     let mut updated = HashSet::new();
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+    for chunk in changes.chunks(ROWS_PER_RESULT) {
         let mut placeholders = tx.placeholders();
         let rows = placeholders.rows(chunk.len(), 13);
         let updated_at = placeholders.next();

@@ -7,6 +7,12 @@ use super::Backend;
 /// statements, each one hand-off to the database.
 pub(super) const ROWS_PER_STATEMENT: usize = 256;
 
+/// Rows a statement that answers with rows is written to return at most. sqlx hands a
+/// SQLite result over from its connection thread through a buffer of 50 rows: a longer
+/// result stalls that thread on the full buffer, and each row taken out then wakes it for
+/// the next: two thread switches a row, which a result that fits the buffer never costs.
+pub(super) const ROWS_PER_RESULT: usize = 48;
+
 /// The placeholders of one statement, handed out in the order they appear in its text,
 /// which is the order their values must be bound in: `$1, $2, …` on PostgreSQL, anonymous
 /// `?` on SQLite.
