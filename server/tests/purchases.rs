@@ -242,6 +242,49 @@ async fn renewals_follow_the_clock_and_a_refused_renewal_is_retried_until_it_rec
     app.stop().await;
 }
 
+/// More subscriptions fall due at once than one statement of a billing batch reads or
+/// writes: every one renews exactly once, and the clock move answers only once all have.
+#[tokio::test]
+async fn a_billing_batch_larger_than_one_statement_renews_every_subscription_once() {
+    const PASSES: usize = 60;
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    for _ in 0..PASSES {
+        buy_monthly(&app, &shopper, "pm_card_visa").await;
+    }
+    let due = through_next_renewal(&app).await;
+
+    let shopper = alice(&app).await;
+    let view = account(&app, &shopper).await;
+    let subscriptions = view["Subscriptions"].as_array().expect("subscriptions");
+    assert_eq!(subscriptions.len(), PASSES);
+    for subscription in subscriptions {
+        let renews = chrono::DateTime::parse_from_rfc3339(
+            subscription["RenewalDate"].as_str().expect("RenewalDate"),
+        )
+        .expect("RFC 3339");
+        assert!(
+            renews > due + chrono::Duration::days(27),
+            "not renewed: {subscription}"
+        );
+    }
+    let mut paid = 0;
+    for page in 1..=2 {
+        let (status, body) = app
+            .get(&format!(
+                "/cloudpay/api/v1/account/transactions?size=100&page={page}&{}",
+                shopper.auth()
+            ))
+            .await;
+        assert_eq!(status, 200, "transactions: {body}");
+        let list = body["transactions"].as_array().expect("transactions");
+        assert!(list.iter().all(|entry| entry["Status"] == 1), "{body}");
+        paid += list.len();
+    }
+    assert_eq!(paid, 2 * PASSES, "each purchase and one renewal of it");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn retries_exhausted_expire_the_subscription_and_its_entitlements() {
     let app = TestApp::start().await;

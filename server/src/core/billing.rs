@@ -122,6 +122,38 @@ impl Drop for ChargingGuard<'_> {
     }
 }
 
+/// How many billing batches this process has begun to claim and not yet settled, so that a
+/// run can wait for the ones other runs hold.
+pub(crate) struct BatchesInFlight(tokio::sync::watch::Sender<usize>);
+
+impl Default for BatchesInFlight {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(0))
+    }
+}
+
+impl BatchesInFlight {
+    /// Counts a batch from before its claim until the guard drops.
+    fn begin(&self) -> BatchGuard<'_> {
+        self.0.send_modify(|batches| *batches += 1);
+        BatchGuard(self)
+    }
+
+    /// Returns once no batch is in flight.
+    async fn all_settled(&self) {
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = self.0.subscribe().wait_for(|batches| *batches == 0).await;
+    }
+}
+
+struct BatchGuard<'b>(&'b BatchesInFlight);
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|batches| *batches -= 1);
+    }
+}
+
 /// What one run of the billing clock did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BillingReport {
@@ -172,7 +204,8 @@ impl Core {
     }
 
     /// Settles every billing job due at the Clock's now, including the ones that settling
-    /// makes due (a clock moved a year ahead renews twelve times). Returns what it did.
+    /// makes due (a clock moved a year ahead renews twelve times), and returns once the
+    /// batches other runs of this process claimed are settled too. Returns what it did.
     pub async fn run_due_billing(&self) -> Result<BillingReport, CoreError> {
         // Several claimers, so that one batch's reads and write (the single writer, on
         // SQLite) happen while the others' charges are in flight. Polled together in this
@@ -182,6 +215,10 @@ impl Core {
         for claimed in futures_util::future::join_all(claimers).await {
             report += claimed?;
         }
+        // Another run (the background loop's, say) may have claimed jobs just before ours
+        // looked: this run found them leased, not settled. A caller that moved the clock
+        // expects them settled when this returns.
+        self.batches_in_flight.all_settled().await;
         Ok(report)
     }
 
@@ -191,6 +228,9 @@ impl Core {
         loop {
             let now = self.now();
             let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+            // Counted before the claim commits, so no run can see the jobs leased and this
+            // batch not yet in flight.
+            let _in_flight = self.batches_in_flight.begin();
             let jobs = self
                 .store
                 .claim_due_jobs(&self.worker_id, now, lease_until, BATCH)
@@ -690,6 +730,25 @@ pub fn spawn_billing_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_waits_until_no_batch_is_in_flight() {
+        use futures_util::FutureExt;
+
+        let in_flight = BatchesInFlight::default();
+        let first = in_flight.begin();
+        let second = in_flight.begin();
+        let mut settled = std::pin::pin!(in_flight.all_settled());
+        assert!((&mut settled).now_or_never().is_none());
+        drop(first);
+        assert!((&mut settled).now_or_never().is_none(), "one batch is left");
+        drop(second);
+        assert!(settled.now_or_never().is_some());
+        assert!(
+            in_flight.all_settled().now_or_never().is_some(),
+            "nothing in flight: no wait"
+        );
+    }
 
     #[test]
     fn a_renewal_is_charging_only_while_its_batch_holds_it() {

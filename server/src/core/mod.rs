@@ -73,6 +73,7 @@ pub struct Core {
     worker_id: String,
     /// The renewals this process's billing clock is charging now or has just recorded.
     renewals_in_hand: billing::RenewalsInHand,
+    batches_in_flight: billing::BatchesInFlight,
 }
 
 impl Core {
@@ -94,6 +95,7 @@ impl Core {
             stores: StoreSettings::default(),
             worker_id: uuid::Uuid::new_v4().simple().to_string(),
             renewals_in_hand: billing::RenewalsInHand::default(),
+            batches_in_flight: billing::BatchesInFlight::default(),
         }
     }
 
