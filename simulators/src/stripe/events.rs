@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::api::DEFAULT_API_VERSION;
-use super::compact::CompactJson;
+use super::compact::{CompactJson, Recorded};
 use super::error::ApiError;
 use super::state::{Account, new_id};
 
@@ -137,8 +137,20 @@ impl Account {
         self.record_snapshot(event_type, CompactJson::new(object), now);
     }
 
-    /// An event with a snapshot the caller took: before the object moved on, or to answer
-    /// with as well ([`super::compact::Recorded`]).
+    /// An event about `object`, whose snapshot is also the answer to the request that
+    /// caused it: the object is written out once for both.
+    pub(super) fn record_answered<T: Serialize>(
+        &mut self,
+        event_type: &'static str,
+        object: T,
+        now: DateTime<Utc>,
+    ) -> Recorded<T> {
+        let recorded = Recorded::new(object);
+        self.record_snapshot(event_type, recorded.snapshot(), now);
+        recorded
+    }
+
+    /// An event with a snapshot the caller took before the object moved on.
     pub(super) fn record_snapshot(
         &mut self,
         event_type: &'static str,

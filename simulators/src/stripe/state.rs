@@ -981,9 +981,7 @@ impl Account {
         self.indexes
             .payment_intents_by_customer
             .set(intent.seq, intent.customer.as_deref());
-        let intent = Recorded::new(intent);
-        self.record_snapshot("payment_intent.created", intent.snapshot(), now);
-        Ok(intent)
+        Ok(self.record_answered("payment_intent.created", intent, now))
     }
 
     pub fn update_payment_intent(
@@ -1166,9 +1164,8 @@ impl Account {
                     .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
                 intent.status = IntentStatus::RequiresAction;
                 intent.next_action = Some(three_d_secure_action());
-                let intent = Recorded::new(intent.clone());
-                self.record_snapshot("payment_intent.requires_action", intent.snapshot(), now);
-                Ok(intent)
+                let intent = intent.clone();
+                Ok(self.record_answered("payment_intent.requires_action", intent, now))
             }
             Attempt::Succeeded => {
                 let charge = self.new_charge(
@@ -1193,9 +1190,8 @@ impl Account {
                 intent.latest_charge = Some(charge);
                 intent.next_action = None;
                 intent.last_payment_error = None;
-                let intent = Recorded::new(intent.clone());
-                self.record_snapshot("payment_intent.succeeded", intent.snapshot(), now);
-                Ok(intent)
+                let intent = intent.clone();
+                Ok(self.record_answered("payment_intent.succeeded", intent, now))
             }
             Attempt::Declined(decline) => {
                 let charge = self.new_charge(
