@@ -4,9 +4,12 @@
 
 mod common;
 
+use boxoffice::clock::Clock;
+use boxoffice::store::{JobScope, Store};
 use common::TestApp;
 use reqwest::Method;
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 struct Shopper {
     token: String,
@@ -20,7 +23,13 @@ impl Shopper {
 
 /// Signs Alice in with a fresh token and session: moving the clock expires both.
 async fn alice(app: &TestApp) -> Shopper {
-    let token = app.alice_token().await;
+    test_user(app, 0).await
+}
+
+/// Signs in the simulator's test user `index` (0 is Alice, 1 Bob, 2 Carol).
+async fn test_user(app: &TestApp, index: usize) -> Shopper {
+    let user = &app.server.config.test_users[index];
+    let token = app.id_token(&user.email, &user.password).await;
     let (status, _) = app.start_session(&token).await;
     assert_eq!(status, 200);
     Shopper { token }
@@ -282,6 +291,88 @@ async fn a_billing_batch_larger_than_one_statement_renews_every_subscription_onc
     );
     assert!(history.iter().all(|entry| entry["Status"] == 1));
     app.stop().await;
+}
+
+/// A customer's own retry (a billing update) claims that customer's due renewals and no
+/// one else's, however many fall due: the rest are the billing clock's.
+#[tokio::test]
+async fn a_claim_for_one_customer_takes_only_that_customers_due_jobs() {
+    let app = TestApp::start().await;
+    let (alice, bob) = (alice(&app).await, test_user(&app, 1).await);
+    buy_monthly(&app, &alice, "pm_card_visa").await;
+    buy_monthly(&app, &alice, "pm_card_visa").await;
+    buy_monthly(&app, &bob, "pm_card_visa").await;
+    let alice_id = customer_id(&app, &app.server.config.test_users[0].email).await;
+    let store = Store::open(&app.database_url).await.expect("the database");
+    // Far enough ahead that every renewal is due; the billing clock, on the virtual
+    // clock's now, leaves them alone meanwhile.
+    let later = app.server.clock.now() + chrono::Duration::days(40);
+    let lease = later + chrono::Duration::minutes(2);
+    assert_eq!(
+        store
+            .due_job_count(JobScope::All, later)
+            .await
+            .expect("count"),
+        3
+    );
+    assert_eq!(
+        store
+            .due_job_count(JobScope::Customer(&alice_id), later)
+            .await
+            .expect("count"),
+        2
+    );
+
+    let claimed = store
+        .claim_due_jobs(JobScope::Customer(&alice_id), "retry", later, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2, "Alice's two renewals: {claimed:?}");
+    let (status, view) = app
+        .get(&format!("/cloudpay/api/v1/account?{}", alice.auth()))
+        .await;
+    assert_eq!(status, 200);
+    let mut alices: Vec<&str> = view["Subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .filter_map(|subscription| subscription["Id"].as_str())
+        .collect();
+    let mut claimed_ids: Vec<&str> = claimed
+        .iter()
+        .map(|job| job.subscription_id.as_str())
+        .collect();
+    alices.sort_unstable();
+    claimed_ids.sort_unstable();
+    assert_eq!(claimed_ids, alices);
+    assert!(
+        store
+            .claim_due_jobs(JobScope::Customer(&alice_id), "retry", later, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "hers are leased now"
+    );
+    let rest = store
+        .claim_due_jobs(JobScope::All, "clock", later, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(rest.len(), 1, "Bob's renewal is still the clock's to claim");
+    assert!(!claimed_ids.contains(&rest[0].subscription_id.as_str()));
+    app.stop().await;
+}
+
+/// The boxoffice customer id of the account with `email`.
+async fn customer_id(app: &TestApp, email: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let mut database = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .expect("the database");
+    sqlx::query_scalar("SELECT id FROM customers WHERE email = $1")
+        .bind(email)
+        .fetch_one(&mut database)
+        .await
+        .expect("the customer")
 }
 
 #[tokio::test]

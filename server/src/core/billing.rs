@@ -24,7 +24,7 @@ use crate::providers::stripe::{
     OffSessionCharge, PaymentError, PaymentIntent, PaymentIntentStatus, StripeClient,
     StripeClientError, metadata,
 };
-use crate::store::{BillingJob, JobChange, Settlement, SubscriptionChange};
+use crate::store::{BillingJob, JobChange, JobScope, Settlement, SubscriptionChange};
 
 /// How long a worker holds a claimed job before another may take it over.
 const LEASE: Duration = Duration::from_secs(120);
@@ -200,7 +200,7 @@ impl Core {
     /// How many renewals, retries and expiries are due at the Clock's now and not settled
     /// yet: 0 once the billing clock has caught up.
     pub async fn billing_backlog(&self) -> Result<i64, CoreError> {
-        Ok(self.store.due_job_count(self.now()).await?)
+        Ok(self.store.due_job_count(JobScope::All, self.now()).await?)
     }
 
     /// Settles every billing job due at the Clock's now, including the ones that settling
@@ -210,7 +210,7 @@ impl Core {
         // Several claimers, so that one batch's reads and write (the single writer, on
         // SQLite) happen while the others' charges are in flight. Polled together in this
         // task: a claimer waiting for the write turn never starves the one holding it.
-        let claimers = (0..PARALLEL_BATCHES).map(|_| self.claim_and_settle());
+        let claimers = (0..PARALLEL_BATCHES).map(|_| self.claim_and_settle(JobScope::All));
         let mut report = BillingReport::default();
         for claimed in futures_util::future::join_all(claimers).await {
             report += claimed?;
@@ -222,8 +222,27 @@ impl Core {
         Ok(report)
     }
 
-    /// Claims and settles batch after batch until none is due.
-    async fn claim_and_settle(&self) -> Result<BillingReport, CoreError> {
+    /// Settles the billing jobs of one customer due at the Clock's now (the retries a new
+    /// card made due), leaving everyone else's to the billing clock, so that the
+    /// customer's request waits for their own charges only.
+    pub(crate) async fn run_due_billing_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<BillingReport, CoreError> {
+        let scope = JobScope::Customer(customer_id);
+        let report = self.claim_and_settle(scope).await?;
+        // Jobs of theirs still due are held by another run of this process (the background
+        // loop's, say) or by another replica, whose lease lets nobody else charge them.
+        // Waiting for this process's batches covers the first; a replica's outcome shows
+        // when it records it, as it would had that replica been asked.
+        if self.store.due_job_count(scope, self.now()).await? > 0 {
+            self.batches_in_flight.all_settled().await;
+        }
+        Ok(report)
+    }
+
+    /// Claims and settles batch after batch of `scope` until none is due.
+    async fn claim_and_settle(&self, scope: JobScope<'_>) -> Result<BillingReport, CoreError> {
         let mut report = BillingReport::default();
         loop {
             let now = self.now();
@@ -233,7 +252,7 @@ impl Core {
             let _in_flight = self.batches_in_flight.begin();
             let jobs = self
                 .store
-                .claim_due_jobs(&self.worker_id, now, lease_until, BATCH)
+                .claim_due_jobs(scope, &self.worker_id, now, lease_until, BATCH)
                 .await?;
             if jobs.is_empty() {
                 return Ok(report);

@@ -657,7 +657,7 @@ impl Core {
                 self.store
                     .retry_past_due_now(&basket.customer_id, now)
                     .await?;
-                self.run_due_billing().await?;
+                self.run_due_billing_of(&basket.customer_id).await?;
                 Ok(())
             }
         }

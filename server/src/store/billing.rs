@@ -191,6 +191,28 @@ pub struct BillingJob {
     pub failed_attempts: i64,
 }
 
+/// Whose billing jobs a claim or a count covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobScope<'a> {
+    /// Every customer's: the billing clock.
+    All,
+    /// One customer's (by boxoffice customer id): a retry the customer asked for.
+    Customer(&'a str),
+}
+
+impl JobScope<'_> {
+    /// The condition on `billing_jobs` that keeps to the scope, its customer bound as
+    /// parameter `$n`.
+    fn condition(self, n: usize) -> String {
+        match self {
+            JobScope::All => String::new(),
+            JobScope::Customer(_) => format!(
+                " AND subscription_id IN (SELECT id FROM subscriptions WHERE customer_id = ${n})"
+            ),
+        }
+    }
+}
+
 /// How a subscription changes, guarded by the state it was decided from.
 #[derive(Debug, Clone)]
 pub struct SubscriptionChange<'a> {
@@ -754,22 +776,30 @@ impl Store {
         Ok(applied)
     }
 
-    /// How many jobs are due at `now` and not settled yet.
-    pub async fn due_job_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM billing_jobs WHERE status = 'pending' AND due_at <= $1",
-        )
-        .bind(to_millis(now))
-        .fetch_one(&self.pool)
-        .await?)
+    /// How many jobs of `scope` are due at `now` and not settled yet.
+    pub async fn due_job_count(
+        &self,
+        scope: JobScope<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM billing_jobs WHERE status = 'pending' AND due_at <= $1{}",
+            scope.condition(2)
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(to_millis(now));
+        if let JobScope::Customer(customer_id) = scope {
+            query = query.bind(customer_id);
+        }
+        Ok(query.fetch_one(&self.pool).await?)
     }
 
-    /// Claims up to `limit` jobs due at `now` for `worker` until `lease_until`. On
-    /// PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`, so replicas
+    /// Claims up to `limit` jobs of `scope` due at `now` for `worker` until `lease_until`.
+    /// On PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`, so replicas
     /// claiming at once take disjoint sets; SQLite has one writer, which serialises claims.
     /// A job whose lease ran out (its worker died) is claimable again.
     pub async fn claim_due_jobs(
         &self,
+        scope: JobScope<'_>,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
@@ -784,18 +814,21 @@ impl Store {
             "UPDATE billing_jobs SET claimed_by = $1, claimed_until = $3, updated_at = $2 \
              WHERE (subscription_id, period) IN (SELECT subscription_id, period FROM billing_jobs \
              WHERE status = 'pending' AND due_at <= $2 \
-             AND (claimed_until IS NULL OR claimed_until < $2) \
+             AND (claimed_until IS NULL OR claimed_until < $2){in_scope} \
              ORDER BY due_at, subscription_id LIMIT $4{lock}) \
-             RETURNING subscription_id, period, due_at, failed_attempts"
+             RETURNING subscription_id, period, due_at, failed_attempts",
+            in_scope = scope.condition(5),
         );
-        let _turn = self.write_turn().await;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(worker)
             .bind(to_millis(now))
             .bind(to_millis(lease_until))
-            .bind(limit)
-            .fetch_all(&self.writer)
-            .await?;
+            .bind(limit);
+        if let JobScope::Customer(customer_id) = scope {
+            query = query.bind(customer_id);
+        }
+        let _turn = self.write_turn().await;
+        let rows = query.fetch_all(&self.writer).await?;
         rows.iter()
             .map(|row| {
                 Ok(BillingJob {

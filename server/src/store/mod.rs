@@ -23,7 +23,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::OwnedMutexGuard;
 
 pub use billing::{
-    BillingJob, BillingProfileUpdate, JobChange, RenewalNotice, Settlement, SubscriptionChange,
+    BillingJob, BillingProfileUpdate, JobChange, JobScope, RenewalNotice, Settlement,
+    SubscriptionChange,
 };
 pub use customers::AccountUpdate;
 pub use sessions::SessionStart;
