@@ -323,10 +323,19 @@ pub struct StripeConfig {
     pub webhook_secret: String,
     #[serde(default = "default_webhook_tolerance")]
     pub webhook_tolerance_seconds: i64,
+    /// Requests in flight to Stripe at most, renewals and customers' checkouts together.
+    #[serde(default = "default_stripe_concurrency")]
+    pub max_concurrent_requests: usize,
 }
 
 fn default_stripe_api_base() -> String {
     "https://api.stripe.com".into()
+}
+
+/// Stripe's test mode allows 25 requests a second, its live mode 100; an off-session charge
+/// takes a good part of a second, so 25 in flight stays near the test-mode rate.
+fn default_stripe_concurrency() -> usize {
+    25
 }
 
 fn default_webhook_tolerance() -> i64 {
@@ -764,6 +773,15 @@ impl ConfigFile {
     }
 
     pub fn payment_settings(&self) -> Result<PaymentSettings, ConfigError> {
+        if self
+            .stripe
+            .as_ref()
+            .is_some_and(|stripe| stripe.max_concurrent_requests == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "stripe.max_concurrent_requests must be at least 1".into(),
+            ));
+        }
         Ok(PaymentSettings {
             stripe: self.stripe.as_ref().map(|stripe| {
                 StripeClient::new(StripeSettings {
@@ -773,6 +791,7 @@ impl ConfigFile {
                     webhook_secret: stripe.webhook_secret.clone(),
                     webhook_tolerance_seconds: stripe.webhook_tolerance_seconds,
                     hosted_form_url: None,
+                    max_concurrent_requests: stripe.max_concurrent_requests,
                 })
             }),
             renewal_retries: self.billing.renewal_retries(),

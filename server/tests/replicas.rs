@@ -57,6 +57,7 @@ async fn second_replica(app: &TestApp) -> Arc<Core> {
                 webhook_secret: config.stripe.webhook_secret.clone(),
                 webhook_tolerance_seconds: 300,
                 hosted_form_url: None,
+                max_concurrent_requests: usize::MAX,
             })),
             renewal_retries: default_renewal_retries(),
             discounts: Vec::new(),

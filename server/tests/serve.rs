@@ -30,6 +30,24 @@ fn the_example_configuration_is_valid() {
     assert!(seed.validate().is_ok());
 }
 
+#[test]
+fn a_stripe_section_allowing_no_request_in_flight_is_refused() {
+    let text = include_str!("../boxoffice.example.toml").replace(
+        "max_concurrent_requests = 25",
+        "max_concurrent_requests = 0",
+    );
+    let config: ConfigFile = toml::from_str(&text).expect("parses");
+    let refused = config.payment_settings().err().expect("refused");
+    assert!(
+        refused.to_string().contains("max_concurrent_requests"),
+        "{refused}"
+    );
+    assert!(
+        self::config().payment_settings().is_ok(),
+        "the example's 25 is fine"
+    );
+}
+
 #[tokio::test]
 async fn serve_accepts_shared_secret_tokens_and_refuses_others() {
     let config = config();

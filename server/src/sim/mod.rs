@@ -366,6 +366,8 @@ async fn assemble(
             webhook_secret: webhook_secret.clone(),
             webhook_tolerance_seconds: 300,
             hosted_form_url: Some(format!("{base_url}/sim/stripe/elements/pay")),
+            // The simulator has no rate limit to keep under.
+            max_concurrent_requests: usize::MAX,
         })),
         renewal_retries: default_renewal_retries(),
         discounts: catalogue

@@ -2,9 +2,11 @@
 //! the secret key as a bearer token, an `Idempotency-Key` on every creating call, and
 //! Stripe's error object read back into [`StripeClientError`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
 use super::wire::{Charge, Customer, ErrorBody, PaymentError, PaymentIntent, Refund, SetupIntent};
 use crate::providers::ProviderError;
@@ -29,6 +31,10 @@ pub struct StripeSettings {
     /// Where Stripe's hosted card form is, for the checkout page; `None` for real Stripe,
     /// whose page loads Stripe.js instead.
     pub hosted_form_url: Option<String>,
+    /// Requests this process has in flight to Stripe at most (at least 1, and `usize::MAX`
+    /// for no limit); the rest wait their turn. Stripe limits the requests of an account (its rate limits answer 429),
+    /// and a billing run would otherwise send a whole batch's charges at once.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +93,8 @@ pub struct OffSessionCharge<'a> {
 pub struct StripeClient {
     settings: StripeSettings,
     http: reqwest::Client,
+    /// One permit per request in flight: [`StripeSettings::max_concurrent_requests`].
+    in_flight: Arc<Semaphore>,
 }
 
 type Form = Vec<(String, String)>;
@@ -103,7 +111,16 @@ impl StripeClient {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Self { settings, http }
+        let in_flight = Arc::new(Semaphore::new(
+            settings
+                .max_concurrent_requests
+                .clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        Self {
+            settings,
+            http,
+            in_flight,
+        }
     }
 
     pub fn settings(&self) -> &StripeSettings {
@@ -139,10 +156,14 @@ impl StripeClient {
             url: url.clone(),
             source,
         };
+        // Held until the answer is read. The semaphore is never closed, so a permit always
+        // comes.
+        let permit = self.in_flight.acquire().await;
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         // Read as bytes: a Stripe answer is UTF-8 JSON, and only an error needs it as text.
         let body = response.bytes().await.map_err(transport)?;
+        drop(permit);
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body).map_err(|error| {
                 ProviderError::Decode {
