@@ -2,10 +2,11 @@
 //! keeps them, each as the endpoint, a digest of the parameters and the answer's compact
 //! JSON, forgotten in the order they were stored once their time is up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use foldhash::HashMap;
 use sha2::{Digest, Sha256};
 
 use super::compact::CompactJson;

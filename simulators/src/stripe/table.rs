@@ -4,10 +4,11 @@
 //! [`list_table`] pages a list from them, newest first, reading only the page (and the
 //! objects a filter passes over) instead of sorting the whole collection.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 use std::ops::Bound;
 
+use foldhash::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -28,7 +29,7 @@ impl<T> Default for Table<T> {
     fn default() -> Self {
         Self {
             rows: BTreeMap::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
         }
     }
 }

@@ -15,9 +15,10 @@
 //! (delivered or given up) are kept for the control surface to show, the last
 //! [`SETTLED_KEPT_PER_ENDPOINT`] of each endpoint.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use foldhash::HashMap;
 use hmac::{Hmac, Mac};
 use poem_openapi::{Enum, Object};
 use rand::Rng;
