@@ -32,8 +32,9 @@ pub struct StripeSettings {
     /// whose page loads Stripe.js instead.
     pub hosted_form_url: Option<String>,
     /// Requests this process has in flight to Stripe at most (at least 1, and `usize::MAX`
-    /// for no limit); the rest wait their turn. Stripe limits the requests of an account (its rate limits answer 429),
-    /// and a billing run would otherwise send a whole batch's charges at once.
+    /// for no limit); the rest wait their turn. Stripe limits an account's requests (beyond
+    /// its rate limit it answers 429), and a billing run would otherwise send a whole
+    /// batch's charges at once.
     pub max_concurrent_requests: usize,
 }
 
