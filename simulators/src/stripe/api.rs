@@ -1054,9 +1054,9 @@ impl StripeApi {
             }
             let intent = account.create_payment_intent(new, ctx.now)?;
             if !confirm {
-                return Ok(intent);
+                return compact(account.payment_intent(&intent)?);
             }
-            account.confirm_payment_intent(&intent.id, confirm_params, ctx.now)
+            Ok(account.confirm_payment_intent(&intent, confirm_params, ctx.now)?.snapshot())
         })
     }
 

@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use serde_json::{Map, Value};
 use super::api::DEFAULT_API_VERSION;
 use super::compact::{CompactJson, Recorded};
 use super::error::ApiError;
-use super::state::{Account, new_id};
+use super::state::{Account, Charge, PaymentIntent, new_id};
 
 /// How long events are listed and retrievable.
 pub const EVENT_RETENTION: TimeDelta = TimeDelta::days(30);
@@ -80,10 +81,31 @@ pub struct Owed {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EventData {
-    pub object: CompactJson,
+    pub object: Snapshot,
     /// On `*.updated`-like events: the changed fields as they were before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_attributes: Option<Value>,
+}
+
+/// An event's object as it was when the event happened. The two objects every payment
+/// records (the intent as created, the charge) are kept as copies and written out only when
+/// the event is listed, retrieved or sent, which for most of them is never; the rest as
+/// their JSON.
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    Json(CompactJson),
+    PaymentIntent(Arc<PaymentIntent>),
+    Charge(Arc<Charge>),
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Snapshot::Json(json) => json.serialize(serializer),
+            Snapshot::PaymentIntent(intent) => intent.serialize(serializer),
+            Snapshot::Charge(charge) => charge.serialize(serializer),
+        }
+    }
 }
 
 /// Events past [`EVENT_RETENTION`] that webhook deliveries still need, by id.
@@ -127,6 +149,12 @@ pub fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
     Some(Value::Object(changed))
 }
 
+impl From<CompactJson> for Snapshot {
+    fn from(json: CompactJson) -> Self {
+        Snapshot::Json(json)
+    }
+}
+
 impl Account {
     pub(super) fn record_event<T: Serialize + ?Sized>(
         &mut self,
@@ -154,10 +182,10 @@ impl Account {
     pub(super) fn record_snapshot(
         &mut self,
         event_type: &'static str,
-        snapshot: CompactJson,
+        snapshot: impl Into<Snapshot>,
         now: DateTime<Utc>,
     ) {
-        self.record(event_type, snapshot, None, now);
+        self.record(event_type, snapshot.into(), None, now);
     }
 
     /// An event about a change: the object after it and what the change replaced.
@@ -169,13 +197,18 @@ impl Account {
         now: DateTime<Utc>,
     ) {
         let previous = previous_attributes(before, &after);
-        self.record(event_type, CompactJson::new(&after), previous, now);
+        self.record(
+            event_type,
+            Snapshot::Json(CompactJson::new(&after)),
+            previous,
+            now,
+        );
     }
 
     fn record(
         &mut self,
         event_type: &'static str,
-        object: CompactJson,
+        object: Snapshot,
         previous_attributes: Option<Value>,
         now: DateTime<Utc>,
     ) {

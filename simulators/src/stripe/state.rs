@@ -5,6 +5,7 @@
 //! `livemode: false`, `created` in unix seconds from the host's clock).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
 use rand::Rng;
@@ -21,6 +22,7 @@ use super::details::{
 };
 use super::error::{ApiError, ErrorType};
 pub use super::events::Event;
+use super::events::Snapshot;
 use super::table::{Index, Table};
 use super::webhooks::Webhooks;
 
@@ -914,11 +916,12 @@ impl Account {
             .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))
     }
 
+    /// Creates a payment intent and answers its id.
     pub fn create_payment_intent(
         &mut self,
         new: NewPaymentIntent,
         now: DateTime<Utc>,
-    ) -> Result<Recorded<PaymentIntent>, ApiError> {
+    ) -> Result<String, ApiError> {
         let payment_method =
             self.intent_references(new.customer.as_deref(), new.payment_method.as_deref(), now)?;
         let seq = self.next_seq();
@@ -977,11 +980,14 @@ impl Account {
             seq,
             off_session: false,
         };
-        self.payment_intents.insert(intent.clone());
         self.indexes
             .payment_intents_by_customer
             .set(intent.seq, intent.customer.as_deref());
-        Ok(self.record_answered("payment_intent.created", intent, now))
+        let id = intent.id.clone();
+        let created = Snapshot::PaymentIntent(Arc::new(intent.clone()));
+        self.payment_intents.insert(intent);
+        self.record_snapshot("payment_intent.created", created, now);
+        Ok(id)
     }
 
     pub fn update_payment_intent(
@@ -1491,7 +1497,7 @@ impl Account {
             status: if succeeded { "succeeded" } else { "failed" },
             seq,
         };
-        let charge_snapshot = CompactJson::new(&charge);
+        let charge_snapshot = Snapshot::Charge(Arc::new(charge.clone()));
         self.indexes
             .charges_by_customer
             .set(charge.seq, charge.customer.as_deref());
@@ -2086,7 +2092,7 @@ mod tests {
             .unwrap();
         let error = account
             .confirm_payment_intent(
-                &intent.id,
+                &intent,
                 Confirmation {
                     payment_method: Some("pm_missing".into()),
                     ..Confirmation::default()
@@ -2097,8 +2103,66 @@ mod tests {
         assert_eq!(error.status, 400);
         assert!(account.charges.is_empty());
         assert_eq!(
-            account.payment_intent(&intent.id).unwrap().status,
+            account.payment_intent(&intent).unwrap().status,
             IntentStatus::RequiresPaymentMethod
+        );
+    }
+
+    /// Events keep their objects as they were when they happened, however the objects
+    /// change afterwards: the intent as created, the charge before its refund.
+    #[test]
+    fn an_events_object_is_the_object_as_it_was_then() {
+        let mut account = Account::default();
+        let intent = account
+            .create_payment_intent(
+                NewPaymentIntent {
+                    amount: 1200,
+                    currency: "gbp".into(),
+                    ..NewPaymentIntent::default()
+                },
+                now(),
+            )
+            .unwrap();
+        account
+            .confirm_payment_intent(
+                &intent,
+                Confirmation {
+                    payment_method: Some("pm_card_visa".into()),
+                    ..Confirmation::default()
+                },
+                now(),
+            )
+            .unwrap();
+        account
+            .create_refund(
+                NewRefund {
+                    payment_intent: Some(intent.clone()),
+                    ..NewRefund::default()
+                },
+                now(),
+            )
+            .unwrap();
+        let object_of = |event_type: &str| {
+            let event = account
+                .events
+                .values()
+                .find(|event| event.event_type == event_type)
+                .unwrap_or_else(|| panic!("no {event_type} event"));
+            serde_json::to_value(&event.data.object).unwrap()
+        };
+        let created = object_of("payment_intent.created");
+        assert_eq!(created["id"], intent.as_str());
+        assert_eq!(created["status"], "requires_payment_method");
+        assert_eq!(created["latest_charge"], Value::Null);
+        let charged = object_of("charge.succeeded");
+        assert_eq!(charged["refunded"], false);
+        assert_eq!(charged["amount_refunded"], 0);
+        let refunded = object_of("charge.refunded");
+        assert_eq!(refunded["id"], charged["id"]);
+        assert_eq!(refunded["refunded"], true);
+        assert_eq!(
+            account.payment_intent(&intent).unwrap().status,
+            IntentStatus::Succeeded
         );
     }
 
@@ -2116,7 +2180,7 @@ mod tests {
             )
             .unwrap();
         let _ = account.confirm_payment_intent(
-            &intent.id,
+            &intent,
             Confirmation {
                 payment_method: Some(pm.into()),
                 ..Confirmation::default()

@@ -891,7 +891,7 @@ mod tests {
             api_version: super::super::api::DEFAULT_API_VERSION.into(),
             created: 1_700_000_000,
             data: EventData {
-                object: CompactJson::new(&intent),
+                object: CompactJson::new(&intent).into(),
                 previous_attributes: None,
             },
             livemode: false,
