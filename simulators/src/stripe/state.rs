@@ -2080,26 +2080,8 @@ mod tests {
     #[test]
     fn a_refused_confirmation_leaves_no_charge_for_unknown_methods() {
         let mut account = Account::default();
-        let intent = account
-            .create_payment_intent(
-                NewPaymentIntent {
-                    amount: 100,
-                    currency: "usd".into(),
-                    ..NewPaymentIntent::default()
-                },
-                now(),
-            )
-            .unwrap();
-        let error = account
-            .confirm_payment_intent(
-                &intent,
-                Confirmation {
-                    payment_method: Some("pm_missing".into()),
-                    ..Confirmation::default()
-                },
-                now(),
-            )
-            .unwrap_err();
+        let intent = new_intent(&mut account, 100, "usd");
+        let error = confirm_with(&mut account, &intent, "pm_missing").unwrap_err();
         assert_eq!(error.status, 400);
         assert!(account.charges.is_empty());
         assert_eq!(
@@ -2108,31 +2090,43 @@ mod tests {
         );
     }
 
+    /// A new intent of `amount` in `currency` with nothing else set: its id.
+    fn new_intent(account: &mut Account, amount: i64, currency: &str) -> String {
+        account
+            .create_payment_intent(
+                NewPaymentIntent {
+                    amount,
+                    currency: currency.into(),
+                    ..NewPaymentIntent::default()
+                },
+                now(),
+            )
+            .unwrap()
+    }
+
+    /// Confirms the intent with the payment method `pm`, as a customer on the page would.
+    fn confirm_with(
+        account: &mut Account,
+        intent: &str,
+        pm: &str,
+    ) -> Result<Recorded<PaymentIntent>, ApiError> {
+        account.confirm_payment_intent(
+            intent,
+            Confirmation {
+                payment_method: Some(pm.into()),
+                ..Confirmation::default()
+            },
+            now(),
+        )
+    }
+
     /// Events keep their objects as they were when they happened, however the objects
     /// change afterwards: the intent as created, the charge before its refund.
     #[test]
     fn an_events_object_is_the_object_as_it_was_then() {
         let mut account = Account::default();
-        let intent = account
-            .create_payment_intent(
-                NewPaymentIntent {
-                    amount: 1200,
-                    currency: "gbp".into(),
-                    ..NewPaymentIntent::default()
-                },
-                now(),
-            )
-            .unwrap();
-        account
-            .confirm_payment_intent(
-                &intent,
-                Confirmation {
-                    payment_method: Some("pm_card_visa".into()),
-                    ..Confirmation::default()
-                },
-                now(),
-            )
-            .unwrap();
+        let intent = new_intent(&mut account, 1200, "gbp");
+        confirm_with(&mut account, &intent, "pm_card_visa").unwrap();
         account
             .create_refund(
                 NewRefund {
@@ -2169,24 +2163,8 @@ mod tests {
     /// The charge of a confirmation with `pm`: its card details and outcome.
     fn charge_of(pm: &str) -> (Value, Value) {
         let mut account = Account::default();
-        let intent = account
-            .create_payment_intent(
-                NewPaymentIntent {
-                    amount: 2500,
-                    currency: "usd".into(),
-                    ..NewPaymentIntent::default()
-                },
-                now(),
-            )
-            .unwrap();
-        let _ = account.confirm_payment_intent(
-            &intent,
-            Confirmation {
-                payment_method: Some(pm.into()),
-                ..Confirmation::default()
-            },
-            now(),
-        );
+        let intent = new_intent(&mut account, 2500, "usd");
+        let _ = confirm_with(&mut account, &intent, pm);
         let charge = account.charges.values().next().expect("a charge");
         (
             json!(charge.payment_method_details)["card"].clone(),
