@@ -9,7 +9,6 @@ use boxoffice::store::{JobScope, Store};
 use common::TestApp;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 struct Shopper {
     token: String,
@@ -328,10 +327,7 @@ async fn a_claim_for_one_customer_takes_only_that_customers_due_jobs() {
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 2, "Alice's two renewals: {claimed:?}");
-    let (status, view) = app
-        .get(&format!("/cloudpay/api/v1/account?{}", alice.auth()))
-        .await;
-    assert_eq!(status, 200);
+    let view = account(&app, &alice).await;
     let mut alices: Vec<&str> = view["Subscriptions"]
         .as_array()
         .expect("subscriptions")
@@ -364,10 +360,7 @@ async fn a_claim_for_one_customer_takes_only_that_customers_due_jobs() {
 
 /// The boxoffice customer id of the account with `email`.
 async fn customer_id(app: &TestApp, email: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let mut database = sqlx::AnyConnection::connect(&app.database_url)
-        .await
-        .expect("the database");
+    let mut database = app.database().await;
     sqlx::query_scalar("SELECT id FROM customers WHERE email = $1")
         .bind(email)
         .fetch_one(&mut database)

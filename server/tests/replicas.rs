@@ -19,7 +19,6 @@ use boxoffice::store::Store;
 use common::TestApp;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const SUBSCRIPTIONS: usize = 12;
 
@@ -113,16 +112,9 @@ async fn charges_at_stripe(app: &TestApp, customer: &str) -> usize {
         .count()
 }
 
-async fn database(app: &TestApp) -> sqlx::AnyConnection {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(&app.database_url)
-        .await
-        .expect("database")
-}
-
 /// Successful payments recorded per (subscription, period).
 async fn recorded_payments(app: &TestApp) -> Vec<(String, i64, i64)> {
-    let mut connection = database(app).await;
+    let mut connection = app.database().await;
     sqlx::query_as(
         "SELECT subscription_id, period, COUNT(*) FROM transactions \
          WHERE kind = 'payment' AND succeeded = 1 GROUP BY subscription_id, period \
@@ -186,7 +178,7 @@ async fn two_replicas_a_replayed_webhook_and_a_crash_charge_each_period_once() {
         .find(|(_, period, _)| *period == 1)
         .unwrap()
         .clone();
-    let mut connection = database(&app).await;
+    let mut connection = app.database().await;
     for statement in [
         "DELETE FROM transactions WHERE subscription_id = $1 AND period = 1",
         "DELETE FROM billing_jobs WHERE subscription_id = $1 AND period = 2",

@@ -214,6 +214,15 @@ impl TestApp {
         assert_eq!(response.status(), 200);
     }
 
+    /// A connection of its own to the app's database, to look at or arrange what the API
+    /// does not show.
+    pub async fn database(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("the app's database")
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);

@@ -108,6 +108,12 @@ impl Serialize for Snapshot {
     }
 }
 
+impl From<CompactJson> for Snapshot {
+    fn from(json: CompactJson) -> Self {
+        Snapshot::Json(json)
+    }
+}
+
 /// Events past [`EVENT_RETENTION`] that webhook deliveries still need, by id.
 pub type HeldEvents = HashMap<String, Event>;
 
@@ -147,12 +153,6 @@ pub fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
         changed.insert(key.clone(), Value::Null);
     }
     Some(Value::Object(changed))
-}
-
-impl From<CompactJson> for Snapshot {
-    fn from(json: CompactJson) -> Self {
-        Snapshot::Json(json)
-    }
 }
 
 impl Account {
@@ -197,12 +197,7 @@ impl Account {
         now: DateTime<Utc>,
     ) {
         let previous = previous_attributes(before, &after);
-        self.record(
-            event_type,
-            Snapshot::Json(CompactJson::new(&after)),
-            previous,
-            now,
-        );
+        self.record(event_type, CompactJson::new(&after).into(), previous, now);
     }
 
     fn record(
