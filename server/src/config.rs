@@ -792,6 +792,7 @@ impl ConfigFile {
                     webhook_tolerance_seconds: stripe.webhook_tolerance_seconds,
                     hosted_form_url: None,
                     max_concurrent_requests: stripe.max_concurrent_requests,
+                    unix_socket: None,
                 })
             }),
             renewal_retries: self.billing.renewal_retries(),

@@ -136,6 +136,33 @@ async fn fail_next_charge(app: &TestApp, decline_code: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// The server reaches its Stripe simulator, and the simulator the server's webhook
+/// receiver, over a Unix socket the process serves beside its port; it is gone once the
+/// process stops.
+#[cfg(unix)]
+#[tokio::test]
+async fn simulator_mode_serves_a_unix_socket_for_its_own_traffic_until_it_stops() {
+    let app = TestApp::start().await;
+    let socket = app
+        .server
+        .local_socket()
+        .expect("a Unix socket beside the port")
+        .to_owned();
+    let over_socket = reqwest::Client::builder()
+        .unix_socket(socket.as_path())
+        .build()
+        .expect("client");
+    let response = over_socket
+        .get("http://boxoffice.invalid/healthz")
+        .send()
+        .await
+        .expect("the server answers on its socket");
+    assert_eq!(response.status(), 200);
+
+    app.stop().await;
+    assert!(!socket.exists(), "{} is left behind", socket.display());
+}
+
 #[tokio::test]
 async fn a_paid_monthly_purchase_shows_in_account_presence_and_transactions() {
     let app = TestApp::start().await;

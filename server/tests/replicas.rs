@@ -57,6 +57,7 @@ async fn second_replica(app: &TestApp) -> Arc<Core> {
                 webhook_tolerance_seconds: 300,
                 hosted_form_url: None,
                 max_concurrent_requests: usize::MAX,
+                unix_socket: None,
             })),
             renewal_retries: default_renewal_retries(),
             discounts: Vec::new(),

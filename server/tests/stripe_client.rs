@@ -66,6 +66,7 @@ async fn requests_beyond_the_limit_wait_for_a_turn() {
         webhook_tolerance_seconds: 300,
         hosted_form_url: None,
         max_concurrent_requests: LIMIT,
+        unix_socket: None,
     });
     let mut callers = tokio::task::JoinSet::new();
     for caller in 0..CALLERS {
@@ -89,4 +90,49 @@ async fn requests_beyond_the_limit_wait_for_a_turn() {
     assert_eq!(seen.answered, CALLERS);
     assert_eq!(seen.most_in_flight, LIMIT, "{seen:?}");
     server.abort();
+}
+
+#[handler]
+async fn create_plain_customer() -> Json<Value> {
+    Json(json!({ "id": "cus_local", "object": "customer" }))
+}
+
+/// Simulator mode points the client at its own Stripe simulator's Unix socket: every
+/// request goes there, whatever host `api_base` names (here one that never resolves).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_client_given_a_unix_socket_sends_every_request_over_it() {
+    let socket = std::env::temp_dir().join(format!(
+        "boxoffice-test-{}.sock",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
+    let acceptor = poem::listener::UnixListener::bind(socket.clone())
+        .into_acceptor()
+        .await
+        .expect("a socket");
+    let routes = Route::new().at("/v1/customers", post(create_plain_customer));
+    let server = tokio::spawn(Server::new_with_acceptor(acceptor).run(routes));
+    let settings = |unix_socket| StripeSettings {
+        api_base: "http://stripe.invalid".into(),
+        secret_key: "sk_test_local".into(),
+        publishable_key: "pk_test_local".into(),
+        webhook_secret: "whsec_local".into(),
+        webhook_tolerance_seconds: 300,
+        hosted_form_url: None,
+        max_concurrent_requests: 1,
+        unix_socket,
+    };
+
+    let customer = StripeClient::new(settings(Some(socket.clone())))
+        .create_customer("customer-local", "local@example.com", "Local")
+        .await
+        .expect("the customer, over the socket");
+    assert_eq!(customer, "cus_local");
+    StripeClient::new(settings(None))
+        .create_customer("customer-local", "local@example.com", "Local")
+        .await
+        .expect_err("no such host over TCP");
+
+    server.abort();
+    let _ = std::fs::remove_file(&socket);
 }

@@ -68,6 +68,7 @@ async fn start() -> Harness {
             public_base_url: base.clone(),
             secret_key: SECRET.into(),
             publishable_key: PUBLISHABLE.into(),
+            local_webhooks: None,
         },
         now,
     )

@@ -9,8 +9,8 @@ use poem_openapi::Object;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::StripeSimulator;
 use super::webhooks::{AttemptResult, Due, OutgoingDelivery, WebhookAttempt};
+use super::{LocalWebhooks, StripeSimulator};
 
 /// How often, in real time, the delivery loop looks for deliveries that are due.
 pub const DELIVERY_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -35,16 +35,59 @@ pub struct WebhookDeliveryReport {
     pub attempts: Vec<WebhookAttempt>,
 }
 
-/// The client webhooks are sent with: no proxy (endpoints are local more often than not),
-/// no redirects (Stripe counts a 3xx as a failure), a timeout per attempt.
-pub(super) fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ATTEMPT_TIMEOUT)
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|error| error_chain(&error))
+/// What webhooks are sent with: no proxy (endpoints are local more often than not), no
+/// redirects (Stripe counts a 3xx as a failure), a timeout per attempt; over TCP, or over
+/// the host's Unix socket to the endpoints it serves itself.
+#[derive(Clone)]
+pub(super) struct WebhookClients {
+    tcp: reqwest::Client,
+    /// The origin the host serves, and the client that reaches it over its socket.
+    local: Option<(String, reqwest::Client)>,
+}
+
+impl WebhookClients {
+    pub(super) fn new(local: Option<&LocalWebhooks>) -> Result<Self, String> {
+        let build = |builder: reqwest::ClientBuilder| {
+            builder
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(ATTEMPT_TIMEOUT)
+                .user_agent(USER_AGENT)
+                .build()
+                .map_err(|error| error_chain(&error))
+        };
+        #[cfg(unix)]
+        let local = match local {
+            Some(local) => Some((
+                local.origin.trim_end_matches('/').to_owned(),
+                build(reqwest::Client::builder().unix_socket(local.socket.as_path()))?,
+            )),
+            None => None,
+        };
+        #[cfg(not(unix))]
+        let local = {
+            let _without_unix_sockets = local;
+            None
+        };
+        Ok(Self {
+            tcp: build(reqwest::Client::builder())?,
+            local,
+        })
+    }
+
+    fn for_url(&self, url: &str) -> &reqwest::Client {
+        match &self.local {
+            Some((origin, client)) if is_under_origin(url, origin) => client,
+            _ => &self.tcp,
+        }
+    }
+}
+
+/// Whether `url` is at `origin` (`http://127.0.0.1:8080`), not merely sharing its prefix
+/// (`http://127.0.0.1:80801/...`).
+fn is_under_origin(url: &str, origin: &str) -> bool {
+    url.strip_prefix(origin)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
 }
 
 /// An error and its causes, `: `-separated (reqwest's own message rarely says why).
@@ -182,12 +225,20 @@ impl StripeSimulator {
     fn start_sending(&self, due: Vec<OutgoingDelivery>) -> JoinHandle<Vec<WebhookAttempt>> {
         let simulator = self.clone();
         tokio::spawn(async move {
-            let client = simulator.inner.http.get_or_init(http_client).clone();
+            let clients = simulator
+                .inner
+                .http
+                .get_or_init(|| WebhookClients::new(simulator.config().local_webhooks.as_ref()))
+                .clone();
             let due: Vec<Arc<OutgoingDelivery>> = due.into_iter().map(Arc::new).collect();
             let sends: Vec<_> = due
                 .iter()
                 .map(|delivery| {
-                    let (client, delivery) = (client.clone(), delivery.clone());
+                    let client = clients
+                        .as_ref()
+                        .map(|clients| clients.for_url(&delivery.url).clone())
+                        .map_err(Clone::clone);
+                    let delivery = delivery.clone();
                     async move { post(client, &delivery).await }
                 })
                 .collect();
@@ -208,5 +259,34 @@ impl StripeSimulator {
             simulator.inner.delivery_finished.notify_waiters();
             attempts
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_under_origin;
+
+    #[test]
+    fn only_the_hosts_own_origin_goes_over_its_socket() {
+        let origin = "http://127.0.0.1:8080";
+        assert!(is_under_origin(
+            "http://127.0.0.1:8080/webhooks/stripe",
+            origin
+        ));
+        assert!(is_under_origin("http://127.0.0.1:8080", origin));
+        assert!(is_under_origin("http://127.0.0.1:8080?x=1", origin));
+        assert!(!is_under_origin("http://127.0.0.1:80801/webhooks", origin));
+        assert!(!is_under_origin(
+            "http://127.0.0.1:8080.example.com/",
+            origin
+        ));
+        assert!(!is_under_origin(
+            "http://localhost:8080/webhooks/stripe",
+            origin
+        ));
+        assert!(!is_under_origin(
+            "https://127.0.0.1:8080/webhooks/stripe",
+            origin
+        ));
     }
 }

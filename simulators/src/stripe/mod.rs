@@ -90,6 +90,19 @@ pub struct StripeConfig {
     pub secret_key: String,
     /// The account's publishable key, `pk_test_…`.
     pub publishable_key: String,
+    /// Webhook endpoints the host serves itself and can be reached at over a Unix socket.
+    pub local_webhooks: Option<LocalWebhooks>,
+}
+
+/// Where a host that serves its own webhook receivers also listens on a Unix socket:
+/// deliveries to an endpoint under `origin` go over `socket` instead of TCP. The bytes
+/// sent are the same; loopback TCP costs both ends several times the CPU. Ignored where
+/// there are no Unix sockets.
+#[derive(Debug, Clone)]
+pub struct LocalWebhooks {
+    /// Scheme, host and port, e.g. `http://127.0.0.1:8080`.
+    pub origin: String,
+    pub socket: std::path::PathBuf,
 }
 
 /// A webhook endpoint the host registered ([`StripeSimulator::register_webhook_endpoint`]).
@@ -112,7 +125,7 @@ struct Inner {
     now: Now,
     shared: Mutex<Shared>,
     /// What webhooks are sent with, built on first use.
-    http: OnceLock<Result<reqwest::Client, String>>,
+    http: OnceLock<Result<delivery::WebhookClients, String>>,
     /// Woken whenever attempts have been recorded.
     delivery_finished: tokio::sync::Notify,
 }
@@ -170,6 +183,7 @@ impl StripeSimulator {
                 public_base_url: public_base_url.trim_end_matches('/').to_owned(),
                 secret_key: "sk_test_documentation".into(),
                 publishable_key: "pk_test_documentation".into(),
+                local_webhooks: None,
             },
             Arc::new(|| DateTime::UNIX_EPOCH),
         )

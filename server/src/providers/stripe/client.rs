@@ -36,6 +36,10 @@ pub struct StripeSettings {
     /// its rate limit it answers 429), and a billing run would otherwise send a whole
     /// batch's charges at once.
     pub max_concurrent_requests: usize,
+    /// Reach `api_base` over this Unix socket instead of TCP (simulator mode: the built-in
+    /// simulator, on the socket the process also listens on). Ignored where there are no
+    /// Unix sockets.
+    pub unix_socket: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +112,13 @@ fn metadata_fields(form: &mut Form, metadata: &[(&str, &str)]) {
 
 impl StripeClient {
     pub fn new(settings: StripeSettings) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        #[cfg(unix)]
+        let http = match &settings.unix_socket {
+            Some(socket) => http.unix_socket(socket.as_path()),
+            None => http,
+        };
+        let http = http.build().unwrap_or_default();
         let in_flight = Arc::new(Semaphore::new(
             settings
                 .max_concurrent_requests
