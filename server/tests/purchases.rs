@@ -137,8 +137,8 @@ async fn fail_next_charge(app: &TestApp, decline_code: &str) {
 }
 
 /// The server reaches its Stripe simulator, and the simulator the server's webhook
-/// receiver, over a Unix socket the process serves beside its port; it is gone once the
-/// process stops.
+/// receiver, over a Unix socket the process serves beside its port; nothing answers on it
+/// once the process stops.
 #[cfg(unix)]
 #[tokio::test]
 async fn simulator_mode_serves_a_unix_socket_for_its_own_traffic_until_it_stops() {
@@ -160,6 +160,11 @@ async fn simulator_mode_serves_a_unix_socket_for_its_own_traffic_until_it_stops(
     assert_eq!(response.status(), 200);
 
     app.stop().await;
+    over_socket
+        .get("http://boxoffice.invalid/healthz")
+        .send()
+        .await
+        .expect_err("nothing listens on the socket any more");
     assert!(!socket.exists(), "{} is left behind", socket.display());
 }
 

@@ -154,23 +154,43 @@ pub struct SimServer {
 /// The Unix socket simulator mode listens on beside its TCP address, so that the server
 /// reaches its own Stripe simulator, and that simulator the server's webhook receiver,
 /// without loopback TCP: the same HTTP for a fraction of the kernel's work, which on a
-/// renewal run is a tenth of the process's CPU. A fresh name in the temporary directory,
-/// removed on drop.
+/// renewal run is a tenth of the process's CPU. A fresh name: on Linux in the abstract
+/// namespace (nothing on disk, gone with the process however it ends), on other Unixes a
+/// file in the temporary directory, removed on drop.
 struct LocalSocket(PathBuf);
 
 impl LocalSocket {
     /// `None` where there are no Unix sockets.
     fn new() -> Option<Self> {
-        cfg!(unix).then(|| {
-            let name = uuid::Uuid::new_v4().simple().to_string();
-            Self(std::env::temp_dir().join(format!("boxoffice-sim-{}.sock", &name[..12])))
-        })
+        let name = format!(
+            "boxoffice-sim-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            Some(Self(PathBuf::from(format!("\0{name}"))))
+        } else if cfg!(unix) {
+            Some(Self(std::env::temp_dir().join(format!("{name}.sock"))))
+        } else {
+            None
+        }
+    }
+
+    /// The path, or an abstract name as `@name` (the notation of `ss` and `curl
+    /// --abstract-unix-socket`'s users).
+    fn describe(&self) -> String {
+        let path = self.0.to_string_lossy();
+        match path.strip_prefix('\0') {
+            Some(name) => format!("@{name}"),
+            None => path.into_owned(),
+        }
     }
 }
 
 impl Drop for LocalSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if !self.0.as_os_str().as_encoded_bytes().starts_with(b"\0") {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
@@ -533,7 +553,7 @@ impl SimServer {
         #[cfg(not(unix))]
         let listener = listener.boxed();
         let listening_at = || match &local_socket {
-            Some(socket) => format!("{} and {}", options.addr, socket.0.display()),
+            Some(socket) => format!("{} and {}", options.addr, socket.describe()),
             None => options.addr.clone(),
         };
         let acceptor = listener
@@ -553,10 +573,10 @@ impl SimServer {
             })?;
         let base_url = format!("http://{local}");
         let clock = Arc::new(VirtualClock::new());
-        let socket_path = local_socket.as_ref().map(|socket| socket.0.as_path());
-        if let Some(path) = socket_path {
-            tracing::info!(socket = %path.display(), "also serving on a Unix socket: the server and its Stripe simulator reach each other over it");
+        if let Some(socket) = &local_socket {
+            tracing::info!(socket = %socket.describe(), "also serving on a Unix socket: the server and its Stripe simulator reach each other over it");
         }
+        let socket_path = local_socket.as_ref().map(|socket| socket.0.as_path());
         let assembly = assemble(&base_url, &options, clock.clone(), socket_path).await?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let endpoint = app::with_middleware(assembly.routes);
@@ -591,8 +611,9 @@ impl SimServer {
         })
     }
 
-    /// The Unix socket the process also listens on, for its own simulators' traffic; any
-    /// client may use it (`curl --unix-socket`).
+    /// The Unix socket the process also listens on, for its own simulators' traffic, as
+    /// tokio and reqwest take it (an abstract name starts with a NUL byte). Any client may
+    /// use it.
     pub fn local_socket(&self) -> Option<&Path> {
         self.local_socket.as_ref().map(|socket| socket.0.as_path())
     }
