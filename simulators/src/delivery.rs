@@ -53,3 +53,36 @@ where
         }
     }
 }
+
+/// A client for an outbox, from `builder` (a plain one, or one bound to a Unix socket): no
+/// proxy (endpoints are local more often than not), no redirects (each provider counts a
+/// 3xx as a failed attempt), `timeout` per attempt, and the provider's `User-Agent` where
+/// it sends one.
+pub(crate) fn outbox_client(
+    builder: reqwest::ClientBuilder,
+    timeout: Duration,
+    user_agent: Option<&'static str>,
+) -> Result<reqwest::Client, String> {
+    let builder = builder
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout);
+    match user_agent {
+        Some(user_agent) => builder.user_agent(user_agent),
+        None => builder,
+    }
+    .build()
+    .map_err(|error| error_chain(&error))
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

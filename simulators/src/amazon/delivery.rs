@@ -13,6 +13,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::AmazonSimulator;
 use super::notifications::{AttemptResult, DeliveryAttempt, Due, Outgoing};
+use crate::delivery::{error_chain, outbox_client};
 
 /// How often, in real time, the delivery loop settles what fell due and delivers what is
 /// owed.
@@ -41,25 +42,11 @@ pub struct AmazonDeliveryReport {
 /// The client messages are sent with: no proxy (endpoints are local more often than not),
 /// no redirects (SNS follows none), a timeout per attempt.
 fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ATTEMPT_TIMEOUT)
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|error| error_chain(&error))
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    outbox_client(
+        reqwest::Client::builder(),
+        ATTEMPT_TIMEOUT,
+        Some(USER_AGENT),
+    )
 }
 
 fn failed(error: String) -> AttemptResult {

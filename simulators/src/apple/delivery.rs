@@ -13,6 +13,7 @@ use super::AppleSimulator;
 use super::notifications::{
     AttemptResult, Due, NotificationAttempt, OutgoingNotification, SendAttemptResult,
 };
+use crate::delivery::{error_chain, outbox_client};
 
 /// How often, in real time, the background loop settles what fell due and sends what is owed.
 pub const BACKGROUND_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -40,25 +41,11 @@ pub struct NotificationDeliveryReport {
 /// The client notifications are sent with: no proxy (servers are local more often than
 /// not), no redirects (a 3xx is an unsuccessful answer), a timeout per attempt.
 fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ATTEMPT_TIMEOUT)
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|error| error_chain(&error))
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    outbox_client(
+        reqwest::Client::builder(),
+        ATTEMPT_TIMEOUT,
+        Some(USER_AGENT),
+    )
 }
 
 fn no_answer(error: String, send_attempt_result: SendAttemptResult) -> AttemptResult {

@@ -13,6 +13,7 @@ use tokio::time::MissedTickBehavior;
 use super::GoogleSimulator;
 use super::notifications::{Due, OutgoingPush, PushAttempt, PushIdentity, PushResult};
 use super::oauth::numeric_id;
+use crate::delivery::{error_chain, outbox_client};
 
 /// How often, in real time, the delivery loop looks for pushes that are due.
 pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -59,25 +60,7 @@ struct PushIdTokenClaims<'a> {
 /// The client pushes are sent with: no proxy (endpoints are local more often than not), no
 /// redirects (Pub/Sub counts a 3xx as a failure), a timeout per push.
 fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PUSH_TIMEOUT)
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|error| error_chain(&error))
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    outbox_client(reqwest::Client::builder(), PUSH_TIMEOUT, Some(USER_AGENT))
 }
 
 fn failed(error: String) -> PushResult {

@@ -16,6 +16,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::RokuSimulator;
 use super::notifications::{Due, OutgoingPush, PushAttempt, PushResult};
+use crate::delivery::{error_chain, outbox_client};
 
 /// How often, in real time, the delivery loop looks for pushes that are due.
 pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -72,24 +73,7 @@ struct PushClaims<'a> {
 /// The client pushes are sent with: no proxy (endpoints are local more often than not), no
 /// redirects (Roku: a redirect fails the request), Roku's timeout.
 fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PUSH_TIMEOUT)
-        .build()
-        .map_err(|error| error_chain(&error))
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    outbox_client(reqwest::Client::builder(), PUSH_TIMEOUT, None)
 }
 
 fn failed(error: String) -> PushResult {

@@ -11,6 +11,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::webhooks::{AttemptResult, Due, OutgoingDelivery, WebhookAttempt};
 use super::{LocalWebhooks, StripeSimulator};
+use crate::delivery::{error_chain, outbox_client};
 
 /// How often, in real time, the delivery loop looks for deliveries that are due.
 pub const DELIVERY_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -47,15 +48,7 @@ pub(super) struct WebhookClients {
 
 impl WebhookClients {
     pub(super) fn new(local: Option<&LocalWebhooks>) -> Result<Self, String> {
-        let build = |builder: reqwest::ClientBuilder| {
-            builder
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(ATTEMPT_TIMEOUT)
-                .user_agent(USER_AGENT)
-                .build()
-                .map_err(|error| error_chain(&error))
-        };
+        let build = |builder| outbox_client(builder, ATTEMPT_TIMEOUT, Some(USER_AGENT));
         #[cfg(unix)]
         let local = match local {
             Some(local) => Some((
@@ -88,18 +81,6 @@ impl WebhookClients {
 fn is_under_origin(url: &str, origin: &str) -> bool {
     url.strip_prefix(origin)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message rarely says why).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 async fn post(
