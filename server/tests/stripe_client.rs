@@ -1,5 +1,6 @@
 //! The Stripe client as a real Stripe sees it: never more requests in flight than
-//! `max_concurrent_requests`, however many callers there are.
+//! `max_concurrent_requests`, however many callers there are; over a Unix socket when
+//! given one.
 
 use std::sync::Arc;
 
@@ -9,6 +10,23 @@ use poem::web::{Data, Json};
 use poem::{EndpointExt, Route, Server, handler, post};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+fn settings(
+    api_base: String,
+    max_concurrent_requests: usize,
+    unix_socket: Option<std::path::PathBuf>,
+) -> StripeSettings {
+    StripeSettings {
+        api_base,
+        secret_key: "sk_test_client".into(),
+        publishable_key: "pk_test_client".into(),
+        webhook_secret: "whsec_client".into(),
+        webhook_tolerance_seconds: 300,
+        hosted_form_url: None,
+        max_concurrent_requests,
+        unix_socket,
+    }
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
@@ -58,16 +76,7 @@ async fn requests_beyond_the_limit_wait_for_a_turn() {
         .data(stripe);
     let server = tokio::spawn(Server::new_with_acceptor(acceptor).run(routes));
 
-    let client = StripeClient::new(StripeSettings {
-        api_base: format!("http://{addr}"),
-        secret_key: "sk_test_limit".into(),
-        publishable_key: "pk_test_limit".into(),
-        webhook_secret: "whsec_limit".into(),
-        webhook_tolerance_seconds: 300,
-        hosted_form_url: None,
-        max_concurrent_requests: LIMIT,
-        unix_socket: None,
-    });
+    let client = StripeClient::new(settings(format!("http://{addr}"), LIMIT, None));
     let mut callers = tokio::task::JoinSet::new();
     for caller in 0..CALLERS {
         let client = client.clone();
@@ -112,23 +121,14 @@ async fn a_client_given_a_unix_socket_sends_every_request_over_it() {
         .expect("a socket");
     let routes = Route::new().at("/v1/customers", post(create_plain_customer));
     let server = tokio::spawn(Server::new_with_acceptor(acceptor).run(routes));
-    let settings = |unix_socket| StripeSettings {
-        api_base: "http://stripe.invalid".into(),
-        secret_key: "sk_test_local".into(),
-        publishable_key: "pk_test_local".into(),
-        webhook_secret: "whsec_local".into(),
-        webhook_tolerance_seconds: 300,
-        hosted_form_url: None,
-        max_concurrent_requests: 1,
-        unix_socket,
-    };
+    let unresolvable = || "http://stripe.invalid".to_owned();
 
-    let customer = StripeClient::new(settings(Some(socket.clone())))
+    let customer = StripeClient::new(settings(unresolvable(), 1, Some(socket.clone())))
         .create_customer("customer-local", "local@example.com", "Local")
         .await
         .expect("the customer, over the socket");
     assert_eq!(customer, "cus_local");
-    StripeClient::new(settings(None))
+    StripeClient::new(settings(unresolvable(), 1, None))
         .create_customer("customer-local", "local@example.com", "Local")
         .await
         .expect_err("no such host over TCP");

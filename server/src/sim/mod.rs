@@ -175,20 +175,23 @@ impl LocalSocket {
         }
     }
 
-    /// The path, or an abstract name as `@name` (the notation of `ss` and `curl
-    /// --abstract-unix-socket`'s users).
+    /// The name after the NUL byte that marks an abstract socket, if this is one.
+    fn abstract_name(&self) -> Option<&str> {
+        self.0.to_str()?.strip_prefix('\0')
+    }
+
+    /// The path, or an abstract name as `@name`, as `ss` shows it.
     fn describe(&self) -> String {
-        let path = self.0.to_string_lossy();
-        match path.strip_prefix('\0') {
+        match self.abstract_name() {
             Some(name) => format!("@{name}"),
-            None => path.into_owned(),
+            None => self.0.display().to_string(),
         }
     }
 }
 
 impl Drop for LocalSocket {
     fn drop(&mut self) {
-        if !self.0.as_os_str().as_encoded_bytes().starts_with(b"\0") {
+        if self.abstract_name().is_none() {
             let _ = std::fs::remove_file(&self.0);
         }
     }
