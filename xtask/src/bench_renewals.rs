@@ -258,10 +258,13 @@ pub async fn run(base: &str, subscribers: u32, server_pid: u32) -> anyhow::Resul
         );
     }
     let expected = u64::from(subscribers) * 12;
+    // Cores busy: how much of the machine the server kept working, so that a wall time is
+    // read as CPU a renewal over what the server could use of the cores.
     let cpu = cpu_used.map_or_else(String::new, |seconds| {
         format!(
-            ", server CPU {seconds:.2} s = {:.0} µs a renewal",
-            seconds * 1e6 / expected as f64
+            ", server CPU {seconds:.2} s = {:.0} µs a renewal, {:.2} cores busy",
+            seconds * 1e6 / expected as f64,
+            seconds / renewing.as_secs_f64()
         )
     });
     println!(
