@@ -36,9 +36,8 @@ pub struct WebhookDeliveryReport {
     pub attempts: Vec<WebhookAttempt>,
 }
 
-/// What webhooks are sent with: no proxy (endpoints are local more often than not), no
-/// redirects (Stripe counts a 3xx as a failure), a timeout per attempt; over TCP, or over
-/// the host's Unix socket to the endpoints it serves itself.
+/// What webhooks are sent with ([`outbox_client`]s; Stripe counts a 3xx as a failure):
+/// over TCP, or over the host's Unix socket to the endpoints it serves itself.
 #[derive(Clone)]
 pub(super) struct WebhookClients {
     tcp: reqwest::Client,
