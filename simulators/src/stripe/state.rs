@@ -984,8 +984,7 @@ impl Account {
             .payment_intents_by_customer
             .set(intent.seq, intent.customer.as_deref());
         let id = intent.id.clone();
-        let created = Snapshot::PaymentIntent(Arc::new(intent.clone()));
-        self.payment_intents.insert(intent);
+        let created = Snapshot::PaymentIntent(self.payment_intents.insert_shared(intent));
         self.record_snapshot("payment_intent.created", created, now);
         Ok(id)
     }
@@ -1074,7 +1073,7 @@ impl Account {
         id: &str,
         confirmation: Confirmation,
         now: DateTime<Utc>,
-    ) -> Result<Recorded<PaymentIntent>, ApiError> {
+    ) -> Result<Recorded<Arc<PaymentIntent>>, ApiError> {
         let intent = self.payment_intent(id)?;
         match intent.status {
             IntentStatus::RequiresPaymentMethod
@@ -1120,7 +1119,10 @@ impl Account {
             )
             .with_extra("payment_intent", json!(intent)));
         };
-        let method = self.payment_method(&pm, "payment_method")?.clone();
+        let method = self
+            .payment_methods
+            .shared(&pm)
+            .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?;
         if let (Some(owner), Some(customer)) = (&method.customer, &customer)
             && owner != customer
         {
@@ -1166,11 +1168,11 @@ impl Account {
             Attempt::RequiresAction => {
                 let intent = self
                     .payment_intents
-                    .get_mut(id)
+                    .update(id, |intent| {
+                        intent.status = IntentStatus::RequiresAction;
+                        intent.next_action = Some(three_d_secure_action());
+                    })
                     .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
-                intent.status = IntentStatus::RequiresAction;
-                intent.next_action = Some(three_d_secure_action());
-                let intent = intent.clone();
                 Ok(self.record_answered("payment_intent.requires_action", intent, now))
             }
             Attempt::Succeeded => {
@@ -1189,14 +1191,14 @@ impl Account {
                 }
                 let intent = self
                     .payment_intents
-                    .get_mut(id)
+                    .update(id, |intent| {
+                        intent.status = IntentStatus::Succeeded;
+                        intent.amount_received = amount;
+                        intent.latest_charge = Some(charge);
+                        intent.next_action = None;
+                        intent.last_payment_error = None;
+                    })
                     .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))?;
-                intent.status = IntentStatus::Succeeded;
-                intent.amount_received = amount;
-                intent.latest_charge = Some(charge);
-                intent.next_action = None;
-                intent.last_payment_error = None;
-                let intent = intent.clone();
                 Ok(self.record_answered("payment_intent.succeeded", intent, now))
             }
             Attempt::Declined(decline) => {
@@ -1497,7 +1499,6 @@ impl Account {
             status: if succeeded { "succeeded" } else { "failed" },
             seq,
         };
-        let charge_snapshot = Snapshot::Charge(Arc::new(charge.clone()));
         self.indexes
             .charges_by_customer
             .set(charge.seq, charge.customer.as_deref());
@@ -1505,7 +1506,7 @@ impl Account {
             .charges_by_payment_intent
             .set(charge.seq, charge.payment_intent.as_deref());
         let id = charge.id.clone();
-        self.charges.insert(charge);
+        let charge_snapshot = Snapshot::Charge(self.charges.insert_shared(charge));
         let event_type = if succeeded {
             "charge.succeeded"
         } else {
@@ -2109,7 +2110,7 @@ mod tests {
         account: &mut Account,
         intent: &str,
         pm: &str,
-    ) -> Result<Recorded<PaymentIntent>, ApiError> {
+    ) -> Result<Recorded<Arc<PaymentIntent>>, ApiError> {
         account.confirm_payment_intent(
             intent,
             Confirmation {

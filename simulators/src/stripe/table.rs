@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use foldhash::HashMap;
 use serde::Serialize;
@@ -17,11 +18,14 @@ use super::state::Listed;
 
 /// Objects of one kind, by id and in creation order (their `seq`).
 ///
-/// Rows are boxed: appending in `seq` order leaves every B-tree node but the last about
-/// half full, and a node holds its values inline, so unboxed a table of large objects
-/// would keep nearly as much empty space as objects.
+/// Rows are behind pointers: appending in `seq` order leaves every B-tree node but the
+/// last about half full, and a node holds its values inline, so inline a table of large
+/// objects would keep nearly as much empty space as objects. The pointers are shared
+/// ([`Table::insert_shared`]) so that an event's snapshot of an object is the row itself
+/// until the row next changes, when [`Table::get_mut`] copies it: a snapshot never sees
+/// a later change, and an object that does not change is never copied.
 pub struct Table<T> {
-    rows: BTreeMap<u64, Box<T>>,
+    rows: BTreeMap<u64, Arc<T>>,
     ids: HashMap<String, u64>,
 }
 
@@ -39,8 +43,9 @@ impl<T: Listed> Table<T> {
         self.rows.get(self.ids.get(id)?).map(|row| &**row)
     }
 
-    pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
-        self.rows.get_mut(self.ids.get(id)?).map(|row| &mut **row)
+    /// The object as stored, to keep or hand on without copying it.
+    pub fn shared(&self, id: &str) -> Option<Arc<T>> {
+        self.rows.get(self.ids.get(id)?).cloned()
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -58,15 +63,17 @@ impl<T: Listed> Table<T> {
 
     /// Adds (or replaces) an object, under its id and `seq`.
     pub fn insert(&mut self, row: T) {
+        self.insert_shared(row);
+    }
+
+    /// Adds (or replaces) an object and answers it as stored, to keep as a snapshot.
+    pub fn insert_shared(&mut self, row: T) -> Arc<T> {
         if let Some(old) = self.ids.insert(row.id().to_owned(), row.seq()) {
             self.rows.remove(&old);
         }
-        self.rows.insert(row.seq(), Box::new(row));
-    }
-
-    pub fn remove(&mut self, id: &str) -> Option<T> {
-        let seq = self.ids.remove(id)?;
-        self.rows.remove(&seq).map(|row| *row)
+        let row = Arc::new(row);
+        self.rows.insert(row.seq(), Arc::clone(&row));
+        row
     }
 
     /// The oldest object.
@@ -86,13 +93,6 @@ impl<T: Listed> Table<T> {
             .map(|(_, row)| &**row)
     }
 
-    /// The objects created after `seq`, oldest first, to change.
-    pub fn after_mut(&mut self, seq: u64) -> impl Iterator<Item = &mut T> {
-        self.rows
-            .range_mut((Bound::Excluded(seq), Bound::Unbounded))
-            .map(|(_, row)| &mut **row)
-    }
-
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -100,6 +100,32 @@ impl<T: Listed> Table<T> {
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+}
+
+/// Changing a row copies it first if a snapshot shares it.
+impl<T: Listed + Clone> Table<T> {
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
+        self.rows.get_mut(self.ids.get(id)?).map(Arc::make_mut)
+    }
+
+    /// Changes the object and answers it as stored, to keep or hand on without copying it.
+    pub fn update(&mut self, id: &str, change: impl FnOnce(&mut T)) -> Option<Arc<T>> {
+        let row = self.rows.get_mut(self.ids.get(id)?)?;
+        change(Arc::make_mut(row));
+        Some(Arc::clone(row))
+    }
+
+    /// The objects created after `seq`, oldest first, to change.
+    pub fn after_mut(&mut self, seq: u64) -> impl Iterator<Item = &mut T> {
+        self.rows
+            .range_mut((Bound::Excluded(seq), Bound::Unbounded))
+            .map(|(_, row)| Arc::make_mut(row))
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<T> {
+        let seq = self.ids.remove(id)?;
+        self.rows.remove(&seq).map(Arc::unwrap_or_clone)
     }
 }
 
@@ -299,7 +325,7 @@ pub fn list_table<T: Listed + Serialize>(
 mod tests {
     use super::*;
 
-    #[derive(Serialize)]
+    #[derive(Clone, Serialize)]
     struct Row {
         id: String,
         #[serde(skip)]
@@ -333,6 +359,26 @@ mod tests {
             url: "/v1/rows",
             noun: "row",
         }
+    }
+
+    #[test]
+    fn a_shared_row_is_copied_when_changed_and_the_snapshot_keeps_what_it_saw() {
+        let mut table = Table::default();
+        let snapshot = table.insert_shared(Row {
+            id: "r1".into(),
+            seq: 1,
+            colour: "red",
+        });
+        table.get_mut("r1").unwrap().colour = "blue";
+        assert_eq!(snapshot.colour, "red");
+        assert_eq!(table.get("r1").unwrap().colour, "blue");
+        drop(snapshot);
+        // No snapshot shares it any more: changed in place.
+        let before: *const Row = table.get("r1").unwrap();
+        table.get_mut("r1").unwrap().colour = "green";
+        assert_eq!(before, table.get("r1").unwrap() as *const Row);
+        assert_eq!(table.remove("r1").unwrap().colour, "green");
+        assert!(table.get("r1").is_none());
     }
 
     /// Rows r1..r9; odd ones red, even ones blue, every third also filed as "three".
