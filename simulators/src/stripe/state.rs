@@ -677,6 +677,17 @@ impl Account {
             .ok_or_else(|| ApiError::no_such("PaymentMethod", id, param))
     }
 
+    /// [`Account::payment_method`] as stored, to keep or hand on without copying it.
+    pub fn shared_payment_method(
+        &self,
+        id: &str,
+        param: &str,
+    ) -> Result<Arc<PaymentMethod>, ApiError> {
+        self.payment_methods
+            .shared(id)
+            .ok_or_else(|| ApiError::no_such("PaymentMethod", id, param))
+    }
+
     /// A payment method by id; a `pm_card_*` token makes a fresh one, as Stripe does.
     pub fn resolve_payment_method(
         &mut self,
@@ -1119,10 +1130,7 @@ impl Account {
             )
             .with_extra("payment_intent", json!(intent)));
         };
-        let method = self
-            .payment_methods
-            .shared(&pm)
-            .ok_or_else(|| ApiError::no_such("PaymentMethod", &pm, "payment_method"))?;
+        let method = self.shared_payment_method(&pm, "payment_method")?;
         if let (Some(owner), Some(customer)) = (&method.customer, &customer)
             && owner != customer
         {
