@@ -272,7 +272,7 @@ impl StripeSimulator {
     /// reused `Idempotency-Key`, runs the rule under the account's lock, names this request
     /// in the events it caused, and stores the answer for the key. The answer is written as
     /// JSON once, and that text is what is stored and sent.
-    pub(super) fn run<R: serde::Serialize>(
+    pub(super) async fn run<R: serde::Serialize>(
         &self,
         request: &Request,
         body: Option<FormBody>,
@@ -294,7 +294,8 @@ impl StripeSimulator {
             .and_then(|value| value.to_str().ok())
             .filter(|_| body.is_some())
             .map(str::to_owned);
-        let result = (|| {
+        // Parsed and checked before the account is locked; the rest runs under its lock.
+        let prepared = (|| {
             let raw = match &body {
                 Some(FormBody(bytes)) => bytes.clone(),
                 None => request
@@ -334,8 +335,15 @@ impl StripeSimulator {
                     .with_param("expand"));
                 }
             }
+            Ok((publishable, fingerprint, form, expand_paths))
+        })();
+        let (publishable, fingerprint, form, expand_paths) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return StripeResponse::error(&error, version, request_id),
+        };
+        let mut shared = self.lock_for_request().await;
+        let result = (|| {
             let now = self.now();
-            let mut shared = self.lock();
             let endpoint = format!("{} {}", request.method(), request.uri().path());
             let scoped_key = idempotency_key.as_ref().map(|key| {
                 let scope = if publishable { "pk" } else { "sk" };
@@ -693,26 +701,28 @@ impl StripeApi {
         tag = "StripeTag::Customers"
     )]
     async fn create_customer(&self, request: &Request, body: FormBody) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            CUSTOMER_EXPAND,
-            |account, mut form, ctx| {
-                let fields = customer_fields(&mut form)?;
-                let payment_method = form.string("payment_method")?;
-                form.finish()?;
-                let payment_method = match payment_method {
-                    Some(pm) => Some(
-                        account
-                            .resolve_payment_method(&pm, "payment_method", ctx.now)
-                            .map_err(ApiError::referenced)?,
-                    ),
-                    None => None,
-                };
-                account.create_customer(fields, payment_method.as_deref(), ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                CUSTOMER_EXPAND,
+                |account, mut form, ctx| {
+                    let fields = customer_fields(&mut form)?;
+                    let payment_method = form.string("payment_method")?;
+                    form.finish()?;
+                    let payment_method = match payment_method {
+                        Some(pm) => Some(
+                            account
+                                .resolve_payment_method(&pm, "payment_method", ctx.now)
+                                .map_err(ApiError::referenced)?,
+                        ),
+                        None => None,
+                    };
+                    account.create_customer(fields, payment_method.as_deref(), ctx.now)
+                },
+            )
+            .await
     }
 
     /// List customers
@@ -723,33 +733,35 @@ impl StripeApi {
         tag = "StripeTag::Customers"
     )]
     async fn list_customers(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            CUSTOMER_LIST_EXPAND,
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let email = form.string("email")?;
-                form.finish()?;
-                let candidates = match &email {
-                    Some(email) => account.indexes.customers_by_email.get(email),
-                    None => Candidates::All,
-                };
-                list_table(
-                    &account.customers,
-                    &candidates,
-                    |customer| email.is_none() || customer.email == email,
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/customers",
-                        noun: "customer",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                CUSTOMER_LIST_EXPAND,
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let email = form.string("email")?;
+                    form.finish()?;
+                    let candidates = match &email {
+                        Some(email) => account.indexes.customers_by_email.get(email),
+                        None => Candidates::All,
+                    };
+                    list_table(
+                        &account.customers,
+                        &candidates,
+                        |customer| email.is_none() || customer.email == email,
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/customers",
+                            noun: "customer",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// Retrieve a customer
@@ -760,16 +772,18 @@ impl StripeApi {
         tag = "StripeTag::Customers"
     )]
     async fn retrieve_customer(&self, request: &Request, customer: Path<String>) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            CUSTOMER_EXPAND,
-            |account, form, _| {
-                form.finish()?;
-                Ok(account.customer(&customer)?.clone())
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                CUSTOMER_EXPAND,
+                |account, form, _| {
+                    form.finish()?;
+                    Ok(account.customer(&customer)?.clone())
+                },
+            )
+            .await
     }
 
     /// Update a customer
@@ -785,17 +799,19 @@ impl StripeApi {
         customer: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            CUSTOMER_EXPAND,
-            |account, mut form, ctx| {
-                let fields = customer_fields(&mut form)?;
-                form.finish()?;
-                account.update_customer(&customer, fields, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                CUSTOMER_EXPAND,
+                |account, mut form, ctx| {
+                    let fields = customer_fields(&mut form)?;
+                    form.finish()?;
+                    account.update_customer(&customer, fields, ctx.now)
+                },
+            )
+            .await
     }
 
     /// List a customer's payment methods
@@ -810,31 +826,33 @@ impl StripeApi {
         request: &Request,
         customer: Path<String>,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            PM_LIST_EXPAND,
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let _ = form.one_of("type", &["card"])?;
-                form.finish()?;
-                account.customer(&customer)?;
-                let url = format!("/v1/customers/{}/payment_methods", customer.0);
-                list_table(
-                    &account.payment_methods,
-                    &account.indexes.payment_methods_by_customer.get(&customer),
-                    |pm| pm.customer.as_deref() == Some(customer.as_str()),
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: &url,
-                        noun: "PaymentMethod",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                PM_LIST_EXPAND,
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let _ = form.one_of("type", &["card"])?;
+                    form.finish()?;
+                    account.customer(&customer)?;
+                    let url = format!("/v1/customers/{}/payment_methods", customer.0);
+                    list_table(
+                        &account.payment_methods,
+                        &account.indexes.payment_methods_by_customer.get(&customer),
+                        |pm| pm.customer.as_deref() == Some(customer.as_str()),
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: &url,
+                            noun: "PaymentMethod",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// Create a payment method
@@ -849,13 +867,15 @@ impl StripeApi {
         tag = "StripeTag::PaymentMethods"
     )]
     async fn create_payment_method(&self, request: &Request, body: FormBody) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::ClientSecret,
-            PM_EXPAND,
-            new_payment_method,
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::ClientSecret,
+                PM_EXPAND,
+                new_payment_method,
+            )
+            .await
     }
 
     /// List payment methods (of a customer)
@@ -866,40 +886,44 @@ impl StripeApi {
         tag = "StripeTag::PaymentMethods"
     )]
     async fn list_payment_methods(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            PM_LIST_EXPAND,
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let customer = form.string("customer")?;
-                let _ = form.one_of("type", &["card"])?;
-                form.finish()?;
-                if let Some(customer) = &customer {
-                    account
-                        .customer(customer)
-                        .map_err(|e| e.with_param("customer").referenced())?;
-                }
-                let index = &account.indexes.payment_methods_by_customer;
-                let candidates = match &customer {
-                    Some(customer) => index.get(customer),
-                    None => index.any(),
-                };
-                list_table(
-                    &account.payment_methods,
-                    &candidates,
-                    |pm| pm.customer.is_some() && (customer.is_none() || pm.customer == customer),
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/payment_methods",
-                        noun: "PaymentMethod",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                PM_LIST_EXPAND,
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let customer = form.string("customer")?;
+                    let _ = form.one_of("type", &["card"])?;
+                    form.finish()?;
+                    if let Some(customer) = &customer {
+                        account
+                            .customer(customer)
+                            .map_err(|e| e.with_param("customer").referenced())?;
+                    }
+                    let index = &account.indexes.payment_methods_by_customer;
+                    let candidates = match &customer {
+                        Some(customer) => index.get(customer),
+                        None => index.any(),
+                    };
+                    list_table(
+                        &account.payment_methods,
+                        &candidates,
+                        |pm| {
+                            pm.customer.is_some() && (customer.is_none() || pm.customer == customer)
+                        },
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/payment_methods",
+                            noun: "PaymentMethod",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// Retrieve a payment method
@@ -914,18 +938,23 @@ impl StripeApi {
         request: &Request,
         payment_method: Path<String>,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            PM_EXPAND,
-            |account, form, ctx| {
-                form.finish()?;
-                let id =
-                    account.resolve_payment_method(&payment_method, "payment_method", ctx.now)?;
-                Ok(account.payment_method(&id, "payment_method")?.clone())
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                PM_EXPAND,
+                |account, form, ctx| {
+                    form.finish()?;
+                    let id = account.resolve_payment_method(
+                        &payment_method,
+                        "payment_method",
+                        ctx.now,
+                    )?;
+                    Ok(account.payment_method(&id, "payment_method")?.clone())
+                },
+            )
+            .await
     }
 
     /// Update a payment method (metadata)
@@ -941,17 +970,19 @@ impl StripeApi {
         payment_method: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            PM_EXPAND,
-            |account, mut form, _| {
-                let metadata = metadata(&mut form)?;
-                form.finish()?;
-                account.update_payment_method_metadata(&payment_method, metadata)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                PM_EXPAND,
+                |account, mut form, _| {
+                    let metadata = metadata(&mut form)?;
+                    form.finish()?;
+                    account.update_payment_method_metadata(&payment_method, metadata)
+                },
+            )
+            .await
     }
 
     /// Attach a payment method to a customer
@@ -967,22 +998,27 @@ impl StripeApi {
         payment_method: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            PM_EXPAND,
-            |account, mut form, ctx| {
-                let customer = form.required_string("customer")?;
-                form.finish()?;
-                account
-                    .customer(&customer)
-                    .map_err(|e| e.with_param("customer").referenced())?;
-                let id =
-                    account.resolve_payment_method(&payment_method, "payment_method", ctx.now)?;
-                account.attach(&id, &customer, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                PM_EXPAND,
+                |account, mut form, ctx| {
+                    let customer = form.required_string("customer")?;
+                    form.finish()?;
+                    account
+                        .customer(&customer)
+                        .map_err(|e| e.with_param("customer").referenced())?;
+                    let id = account.resolve_payment_method(
+                        &payment_method,
+                        "payment_method",
+                        ctx.now,
+                    )?;
+                    account.attach(&id, &customer, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Detach a payment method from its customer
@@ -998,16 +1034,18 @@ impl StripeApi {
         payment_method: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            PM_EXPAND,
-            |account, form, ctx| {
-                form.finish()?;
-                account.detach(&payment_method, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                PM_EXPAND,
+                |account, form, ctx| {
+                    form.finish()?;
+                    account.detach(&payment_method, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Create a payment intent
@@ -1058,6 +1096,7 @@ impl StripeApi {
             }
             Ok(account.confirm_payment_intent(&intent, confirm_params, ctx.now)?.snapshot())
         })
+        .await
     }
 
     /// List payment intents
@@ -1068,33 +1107,35 @@ impl StripeApi {
         tag = "StripeTag::PaymentIntents"
     )]
     async fn list_payment_intents(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            PI_LIST_EXPAND,
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let customer = form.string("customer")?;
-                form.finish()?;
-                let candidates = match &customer {
-                    Some(customer) => account.indexes.payment_intents_by_customer.get(customer),
-                    None => Candidates::All,
-                };
-                list_table(
-                    &account.payment_intents,
-                    &candidates,
-                    |intent| customer.is_none() || intent.customer == customer,
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/payment_intents",
-                        noun: "payment_intent",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                PI_LIST_EXPAND,
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let customer = form.string("customer")?;
+                    form.finish()?;
+                    let candidates = match &customer {
+                        Some(customer) => account.indexes.payment_intents_by_customer.get(customer),
+                        None => Candidates::All,
+                    };
+                    list_table(
+                        &account.payment_intents,
+                        &candidates,
+                        |intent| customer.is_none() || intent.customer == customer,
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/payment_intents",
+                            noun: "payment_intent",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// Retrieve a payment intent
@@ -1111,18 +1152,20 @@ impl StripeApi {
         request: &Request,
         intent: Path<String>,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::ClientSecret,
-            PI_EXPAND,
-            |account, mut form, ctx| {
-                let found = account.payment_intent(&intent)?;
-                check_client_secret(&mut form, ctx, &found.client_secret, "PaymentIntent")?;
-                form.finish()?;
-                Ok(found.clone())
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::ClientSecret,
+                PI_EXPAND,
+                |account, mut form, ctx| {
+                    let found = account.payment_intent(&intent)?;
+                    check_client_secret(&mut form, ctx, &found.client_secret, "PaymentIntent")?;
+                    form.finish()?;
+                    Ok(found.clone())
+                },
+            )
+            .await
     }
 
     /// Update a payment intent
@@ -1138,27 +1181,29 @@ impl StripeApi {
         intent: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            PI_EXPAND,
-            |account, mut form, ctx| {
-                let update = PaymentIntentUpdate {
-                    amount: amount(&mut form, false)?,
-                    currency: currency(&mut form, false)?,
-                    customer: form.string("customer")?,
-                    payment_method: form.string("payment_method")?,
-                    description: form.string("description")?,
-                    metadata: metadata(&mut form)?,
-                    setup_future_usage: form
-                        .one_of("setup_future_usage", &["off_session", "on_session", ""])?,
-                    receipt_email: form.string("receipt_email")?,
-                };
-                form.finish()?;
-                account.update_payment_intent(&intent, update, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                PI_EXPAND,
+                |account, mut form, ctx| {
+                    let update = PaymentIntentUpdate {
+                        amount: amount(&mut form, false)?,
+                        currency: currency(&mut form, false)?,
+                        customer: form.string("customer")?,
+                        payment_method: form.string("payment_method")?,
+                        description: form.string("description")?,
+                        metadata: metadata(&mut form)?,
+                        setup_future_usage: form
+                            .one_of("setup_future_usage", &["off_session", "on_session", ""])?,
+                        receipt_email: form.string("receipt_email")?,
+                    };
+                    form.finish()?;
+                    account.update_payment_intent(&intent, update, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Confirm a payment intent
@@ -1176,24 +1221,27 @@ impl StripeApi {
         intent: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::ClientSecret,
-            PI_EXPAND,
-            |account, mut form, ctx| {
-                let secret = account.payment_intent(&intent)?.client_secret.clone();
-                check_client_secret(&mut form, ctx, &secret, "PaymentIntent")?;
-                let mut confirmation = confirmation(&mut form)?;
-                let data = form.hash("payment_method_data")?;
-                let _ = form.string("receipt_email")?;
-                form.finish()?;
-                if let Some(data) = data {
-                    confirmation.payment_method = Some(new_payment_method(account, data, ctx)?.id);
-                }
-                account.confirm_payment_intent(&intent, confirmation, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::ClientSecret,
+                PI_EXPAND,
+                |account, mut form, ctx| {
+                    let secret = account.payment_intent(&intent)?.client_secret.clone();
+                    check_client_secret(&mut form, ctx, &secret, "PaymentIntent")?;
+                    let mut confirmation = confirmation(&mut form)?;
+                    let data = form.hash("payment_method_data")?;
+                    let _ = form.string("receipt_email")?;
+                    form.finish()?;
+                    if let Some(data) = data {
+                        confirmation.payment_method =
+                            Some(new_payment_method(account, data, ctx)?.id);
+                    }
+                    account.confirm_payment_intent(&intent, confirmation, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Cancel a payment intent
@@ -1209,25 +1257,27 @@ impl StripeApi {
         intent: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            PI_EXPAND,
-            |account, mut form, ctx| {
-                let reason = form.one_of(
-                    "cancellation_reason",
-                    &[
-                        "duplicate",
-                        "fraudulent",
-                        "requested_by_customer",
-                        "abandoned",
-                    ],
-                )?;
-                form.finish()?;
-                account.cancel_payment_intent(&intent, reason, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                PI_EXPAND,
+                |account, mut form, ctx| {
+                    let reason = form.one_of(
+                        "cancellation_reason",
+                        &[
+                            "duplicate",
+                            "fraudulent",
+                            "requested_by_customer",
+                            "abandoned",
+                        ],
+                    )?;
+                    form.finish()?;
+                    account.cancel_payment_intent(&intent, reason, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Create a setup intent
@@ -1238,34 +1288,36 @@ impl StripeApi {
         tag = "StripeTag::SetupIntents"
     )]
     async fn create_setup_intent(&self, request: &Request, body: FormBody) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            SI_EXPAND,
-            |account, mut form, ctx| {
-                let confirm = form.boolean("confirm")?.unwrap_or(false);
-                let new = NewSetupIntent {
-                    customer: form.string("customer")?.filter(|c| !c.is_empty()),
-                    payment_method: form.string("payment_method")?.filter(|p| !p.is_empty()),
-                    description: form.string("description")?.filter(|d| !d.is_empty()),
-                    metadata: metadata(&mut form)?.unwrap_or_default(),
-                    usage: form.one_of("usage", &["off_session", "on_session"])?,
-                    payment_method_types: form
-                        .string_list("payment_method_types")?
-                        .unwrap_or_default(),
-                };
-                let _ = form.hash("automatic_payment_methods")?;
-                let _ = form.string("return_url")?;
-                let _ = form.hash("payment_method_options")?;
-                form.finish()?;
-                let intent = account.create_setup_intent(new, ctx.now)?;
-                if !confirm {
-                    return Ok(intent);
-                }
-                account.confirm_setup_intent(&intent.id, Confirmation::default(), ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                SI_EXPAND,
+                |account, mut form, ctx| {
+                    let confirm = form.boolean("confirm")?.unwrap_or(false);
+                    let new = NewSetupIntent {
+                        customer: form.string("customer")?.filter(|c| !c.is_empty()),
+                        payment_method: form.string("payment_method")?.filter(|p| !p.is_empty()),
+                        description: form.string("description")?.filter(|d| !d.is_empty()),
+                        metadata: metadata(&mut form)?.unwrap_or_default(),
+                        usage: form.one_of("usage", &["off_session", "on_session"])?,
+                        payment_method_types: form
+                            .string_list("payment_method_types")?
+                            .unwrap_or_default(),
+                    };
+                    let _ = form.hash("automatic_payment_methods")?;
+                    let _ = form.string("return_url")?;
+                    let _ = form.hash("payment_method_options")?;
+                    form.finish()?;
+                    let intent = account.create_setup_intent(new, ctx.now)?;
+                    if !confirm {
+                        return Ok(intent);
+                    }
+                    account.confirm_setup_intent(&intent.id, Confirmation::default(), ctx.now)
+                },
+            )
+            .await
     }
 
     /// Retrieve a setup intent
@@ -1280,18 +1332,20 @@ impl StripeApi {
         request: &Request,
         intent: Path<String>,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::ClientSecret,
-            SI_EXPAND,
-            |account, mut form, ctx| {
-                let found = account.setup_intent(&intent)?;
-                check_client_secret(&mut form, ctx, &found.client_secret, "SetupIntent")?;
-                form.finish()?;
-                Ok(found.clone())
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::ClientSecret,
+                SI_EXPAND,
+                |account, mut form, ctx| {
+                    let found = account.setup_intent(&intent)?;
+                    check_client_secret(&mut form, ctx, &found.client_secret, "SetupIntent")?;
+                    form.finish()?;
+                    Ok(found.clone())
+                },
+            )
+            .await
     }
 
     /// Confirm a setup intent
@@ -1307,30 +1361,32 @@ impl StripeApi {
         intent: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::ClientSecret,
-            SI_EXPAND,
-            |account, mut form, ctx| {
-                let secret = account.setup_intent(&intent)?.client_secret.clone();
-                check_client_secret(&mut form, ctx, &secret, "SetupIntent")?;
-                let mut payment_method = form.string("payment_method")?;
-                let data = form.hash("payment_method_data")?;
-                let _ = form.string("return_url")?;
-                let _ = form.hash("payment_method_options")?;
-                let _ = form.boolean("use_stripe_sdk")?;
-                form.finish()?;
-                if let Some(data) = data {
-                    payment_method = Some(new_payment_method(account, data, ctx)?.id);
-                }
-                let confirmation = Confirmation {
-                    payment_method,
-                    ..Confirmation::default()
-                };
-                account.confirm_setup_intent(&intent, confirmation, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::ClientSecret,
+                SI_EXPAND,
+                |account, mut form, ctx| {
+                    let secret = account.setup_intent(&intent)?.client_secret.clone();
+                    check_client_secret(&mut form, ctx, &secret, "SetupIntent")?;
+                    let mut payment_method = form.string("payment_method")?;
+                    let data = form.hash("payment_method_data")?;
+                    let _ = form.string("return_url")?;
+                    let _ = form.hash("payment_method_options")?;
+                    let _ = form.boolean("use_stripe_sdk")?;
+                    form.finish()?;
+                    if let Some(data) = data {
+                        payment_method = Some(new_payment_method(account, data, ctx)?.id);
+                    }
+                    let confirmation = Confirmation {
+                        payment_method,
+                        ..Confirmation::default()
+                    };
+                    account.confirm_setup_intent(&intent, confirmation, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Cancel a setup intent
@@ -1346,20 +1402,22 @@ impl StripeApi {
         intent: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            SI_EXPAND,
-            |account, mut form, ctx| {
-                let reason = form.one_of(
-                    "cancellation_reason",
-                    &["abandoned", "duplicate", "requested_by_customer"],
-                )?;
-                form.finish()?;
-                account.cancel_setup_intent(&intent, reason, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                SI_EXPAND,
+                |account, mut form, ctx| {
+                    let reason = form.one_of(
+                        "cancellation_reason",
+                        &["abandoned", "duplicate", "requested_by_customer"],
+                    )?;
+                    form.finish()?;
+                    account.cancel_setup_intent(&intent, reason, ctx.now)
+                },
+            )
+            .await
     }
 
     /// Create a refund
@@ -1373,26 +1431,28 @@ impl StripeApi {
         tag = "StripeTag::Refunds"
     )]
     async fn create_refund(&self, request: &Request, body: FormBody) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            REFUND_EXPAND,
-            |account, mut form, ctx| {
-                let new = NewRefund {
-                    amount: amount(&mut form, false)?,
-                    payment_intent: form.string("payment_intent")?,
-                    charge: form.string("charge")?,
-                    reason: form.one_of(
-                        "reason",
-                        &["duplicate", "fraudulent", "requested_by_customer"],
-                    )?,
-                    metadata: metadata(&mut form)?.unwrap_or_default(),
-                };
-                form.finish()?;
-                account.create_refund(new, ctx.now)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                REFUND_EXPAND,
+                |account, mut form, ctx| {
+                    let new = NewRefund {
+                        amount: amount(&mut form, false)?,
+                        payment_intent: form.string("payment_intent")?,
+                        charge: form.string("charge")?,
+                        reason: form.one_of(
+                            "reason",
+                            &["duplicate", "fraudulent", "requested_by_customer"],
+                        )?,
+                        metadata: metadata(&mut form)?.unwrap_or_default(),
+                    };
+                    form.finish()?;
+                    account.create_refund(new, ctx.now)
+                },
+            )
+            .await
     }
 
     /// List setup intents
@@ -1403,39 +1463,42 @@ impl StripeApi {
         tag = "StripeTag::SetupIntents"
     )]
     async fn list_setup_intents(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            &["data.customer", "data.payment_method"],
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let customer = form.string("customer")?;
-                let payment_method = form.string("payment_method")?;
-                form.finish()?;
-                let indexes = &account.indexes;
-                let candidates = match (&customer, &payment_method) {
-                    (Some(customer), _) => indexes.setup_intents_by_customer.get(customer),
-                    (None, Some(pm)) => indexes.setup_intents_by_payment_method.get(pm),
-                    (None, None) => Candidates::All,
-                };
-                list_table(
-                    &account.setup_intents,
-                    &candidates,
-                    |intent| {
-                        (customer.is_none() || intent.customer == customer)
-                            && (payment_method.is_none() || intent.payment_method == payment_method)
-                    },
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/setup_intents",
-                        noun: "setupintent",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                &["data.customer", "data.payment_method"],
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let customer = form.string("customer")?;
+                    let payment_method = form.string("payment_method")?;
+                    form.finish()?;
+                    let indexes = &account.indexes;
+                    let candidates = match (&customer, &payment_method) {
+                        (Some(customer), _) => indexes.setup_intents_by_customer.get(customer),
+                        (None, Some(pm)) => indexes.setup_intents_by_payment_method.get(pm),
+                        (None, None) => Candidates::All,
+                    };
+                    list_table(
+                        &account.setup_intents,
+                        &candidates,
+                        |intent| {
+                            (customer.is_none() || intent.customer == customer)
+                                && (payment_method.is_none()
+                                    || intent.payment_method == payment_method)
+                        },
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/setup_intents",
+                            noun: "setupintent",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// List refunds
@@ -1446,39 +1509,42 @@ impl StripeApi {
         tag = "StripeTag::Refunds"
     )]
     async fn list_refunds(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            &["data.charge", "data.payment_intent"],
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let charge = form.string("charge")?;
-                let payment_intent = form.string("payment_intent")?;
-                form.finish()?;
-                let indexes = &account.indexes;
-                let candidates = match (&charge, &payment_intent) {
-                    (Some(charge), _) => indexes.refunds_by_charge.get(charge),
-                    (None, Some(intent)) => indexes.refunds_by_payment_intent.get(intent),
-                    (None, None) => Candidates::All,
-                };
-                list_table(
-                    &account.refunds,
-                    &candidates,
-                    |refund| {
-                        (charge.is_none() || Some(&refund.charge) == charge.as_ref())
-                            && (payment_intent.is_none() || refund.payment_intent == payment_intent)
-                    },
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/refunds",
-                        noun: "refund",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                &["data.charge", "data.payment_intent"],
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let charge = form.string("charge")?;
+                    let payment_intent = form.string("payment_intent")?;
+                    form.finish()?;
+                    let indexes = &account.indexes;
+                    let candidates = match (&charge, &payment_intent) {
+                        (Some(charge), _) => indexes.refunds_by_charge.get(charge),
+                        (None, Some(intent)) => indexes.refunds_by_payment_intent.get(intent),
+                        (None, None) => Candidates::All,
+                    };
+                    list_table(
+                        &account.refunds,
+                        &candidates,
+                        |refund| {
+                            (charge.is_none() || Some(&refund.charge) == charge.as_ref())
+                                && (payment_intent.is_none()
+                                    || refund.payment_intent == payment_intent)
+                        },
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/refunds",
+                            noun: "refund",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// List charges
@@ -1489,39 +1555,42 @@ impl StripeApi {
         tag = "StripeTag::Charges"
     )]
     async fn list_charges(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            &["data.customer", "data.payment_intent"],
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let customer = form.string("customer")?;
-                let payment_intent = form.string("payment_intent")?;
-                form.finish()?;
-                let indexes = &account.indexes;
-                let candidates = match (&customer, &payment_intent) {
-                    (_, Some(intent)) => indexes.charges_by_payment_intent.get(intent),
-                    (Some(customer), None) => indexes.charges_by_customer.get(customer),
-                    (None, None) => Candidates::All,
-                };
-                list_table(
-                    &account.charges,
-                    &candidates,
-                    |charge| {
-                        (customer.is_none() || charge.customer == customer)
-                            && (payment_intent.is_none() || charge.payment_intent == payment_intent)
-                    },
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/charges",
-                        noun: "charge",
-                    },
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                &["data.customer", "data.payment_intent"],
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let customer = form.string("customer")?;
+                    let payment_intent = form.string("payment_intent")?;
+                    form.finish()?;
+                    let indexes = &account.indexes;
+                    let candidates = match (&customer, &payment_intent) {
+                        (_, Some(intent)) => indexes.charges_by_payment_intent.get(intent),
+                        (Some(customer), None) => indexes.charges_by_customer.get(customer),
+                        (None, None) => Candidates::All,
+                    };
+                    list_table(
+                        &account.charges,
+                        &candidates,
+                        |charge| {
+                            (customer.is_none() || charge.customer == customer)
+                                && (payment_intent.is_none()
+                                    || charge.payment_intent == payment_intent)
+                        },
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/charges",
+                            noun: "charge",
+                        },
+                    )
+                },
+            )
+            .await
     }
 
     /// Retrieve a refund
@@ -1532,16 +1601,18 @@ impl StripeApi {
         tag = "StripeTag::Refunds"
     )]
     async fn retrieve_refund(&self, request: &Request, refund: Path<String>) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            REFUND_EXPAND,
-            |account, form, _| {
-                form.finish()?;
-                Ok(account.refund(&refund)?.clone())
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                REFUND_EXPAND,
+                |account, form, _| {
+                    form.finish()?;
+                    Ok(account.refund(&refund)?.clone())
+                },
+            )
+            .await
     }
 
     /// Retrieve a charge
@@ -1552,16 +1623,18 @@ impl StripeApi {
         tag = "StripeTag::Charges"
     )]
     async fn retrieve_charge(&self, request: &Request, charge: Path<String>) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            CHARGE_EXPAND,
-            |account, form, _| {
-                form.finish()?;
-                Ok(account.charge(&charge)?.clone())
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                CHARGE_EXPAND,
+                |account, form, _| {
+                    form.finish()?;
+                    Ok(account.charge(&charge)?.clone())
+                },
+            )
+            .await
     }
 }
 

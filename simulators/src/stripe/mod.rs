@@ -61,7 +61,8 @@ mod table;
 mod webhook_api;
 mod webhooks;
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 use chrono::{DateTime, Utc};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -128,6 +129,8 @@ struct Inner {
     http: OnceLock<Result<delivery::WebhookClients, String>>,
     /// Woken whenever attempts have been recorded.
     delivery_finished: tokio::sync::Notify,
+    /// Woken whenever `shared` is released.
+    released: tokio::sync::Notify,
 }
 
 /// The account and the answers kept for idempotency keys, under one lock so that a
@@ -135,6 +138,39 @@ struct Inner {
 pub(crate) struct Shared {
     pub account: Account,
     pub idempotency: IdempotencyKeys,
+}
+
+/// The account's lock, held. Dropping it releases the lock, then wakes the requests
+/// waiting for it ([`StripeSimulator::lock_for_request`]).
+///
+/// Invariant: every hold of `shared` is a `SharedGuard`, so no release goes unannounced.
+pub(crate) struct SharedGuard<'s> {
+    /// `None` only while dropping.
+    guard: Option<MutexGuard<'s, Shared>>,
+    released: &'s tokio::sync::Notify,
+}
+
+impl Deref for SharedGuard<'_> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl DerefMut for SharedGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for SharedGuard<'_> {
+    fn drop(&mut self) {
+        // Unlocked first: a waiter woken while it was still held would find it taken and
+        // wait again for a release that had already happened.
+        self.guard.take();
+        self.released.notify_waiters();
+    }
 }
 
 impl StripeSimulator {
@@ -172,6 +208,7 @@ impl StripeSimulator {
                 }),
                 http: OnceLock::new(),
                 delivery_finished: tokio::sync::Notify::new(),
+                released: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -294,13 +331,47 @@ impl StripeSimulator {
         (self.inner.now)()
     }
 
-    /// The account. A panic while it was held cannot leave it half-updated in a way that
-    /// matters to a simulator, so a poisoned lock is simply taken over.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.inner
-            .shared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The account, blocking the thread until it is free. A panic while it was held cannot
+    /// leave it half-updated in a way that matters to a simulator, so a poisoned lock is
+    /// simply taken over.
+    pub(crate) fn lock(&self) -> SharedGuard<'_> {
+        self.guard(
+            self.inner
+                .shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The account, for a request: while another holds it, the request waits for its
+    /// release as a task, leaving its worker thread to the other requests in flight
+    /// (a blocked worker is a core idle under load).
+    pub(crate) async fn lock_for_request(&self) -> SharedGuard<'_> {
+        loop {
+            let released = self.inner.released.notified();
+            tokio::pin!(released);
+            // Registered before trying, so a release between the try and the wait wakes it.
+            released.as_mut().enable();
+            if let Some(guard) = self.try_lock() {
+                return guard;
+            }
+            released.await;
+        }
+    }
+
+    fn try_lock(&self) -> Option<SharedGuard<'_>> {
+        match self.inner.shared.try_lock() {
+            Ok(guard) => Some(self.guard(guard)),
+            Err(TryLockError::Poisoned(poisoned)) => Some(self.guard(poisoned.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    fn guard<'s>(&'s self, guard: MutexGuard<'s, Shared>) -> SharedGuard<'s> {
+        SharedGuard {
+            guard: Some(guard),
+            released: &self.inner.released,
+        }
     }
 }
 

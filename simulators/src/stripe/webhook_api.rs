@@ -64,66 +64,69 @@ impl StripeWebhooksApi {
         tag = "StripeWebhookTag::Events"
     )]
     async fn list_events(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            &[],
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                let single = form.string("type")?;
-                let types = form.string_list("types")?;
-                let created = form.range("created")?;
-                let delivery_success = form.boolean("delivery_success")?;
-                form.finish()?;
-                if single.is_some() && types.is_some() {
-                    return Err(ApiError::invalid(
-                        "You may only specify one of these parameters: type, types.",
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                &[],
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    let single = form.string("type")?;
+                    let types = form.string_list("types")?;
+                    let created = form.range("created")?;
+                    let delivery_success = form.boolean("delivery_success")?;
+                    form.finish()?;
+                    if single.is_some() && types.is_some() {
+                        return Err(ApiError::invalid(
+                            "You may only specify one of these parameters: type, types.",
+                        )
+                        .with_param("types"));
+                    }
+                    if types.as_ref().is_some_and(|types| types.len() > MAX_TYPES) {
+                        return Err(ApiError::invalid(format!(
+                            "You may specify at most {MAX_TYPES} types."
+                        ))
+                        .with_param("types"));
+                    }
+                    // What to read: the undelivered events, or the events of the types asked
+                    // for, or all; the filter below decides.
+                    let by_type = &account.indexes.events_by_type;
+                    let candidates = if delivery_success == Some(false) {
+                        Candidates::Sets(vec![&account.indexes.undelivered_events])
+                    } else if let Some(pattern) = &single {
+                        by_type.matching(|event_type| type_matches(pattern, event_type))
+                    } else if let Some(types) = &types {
+                        by_type
+                            .matching(|event_type| types.iter().any(|wanted| wanted == event_type))
+                    } else {
+                        Candidates::All
+                    };
+                    list_table(
+                        &account.events,
+                        &candidates,
+                        |event| {
+                            single
+                                .as_deref()
+                                .is_none_or(|pattern| type_matches(pattern, event.event_type))
+                                && types.as_ref().is_none_or(|types| {
+                                    types.iter().any(|wanted| wanted == event.event_type)
+                                })
+                                && created.is_none_or(|range| range.contains(event.created))
+                                && delivery_success
+                                    .is_none_or(|success| success == (event.pending_webhooks == 0))
+                        },
+                        &Page {
+                            limit,
+                            starting_after: after.as_deref(),
+                            ending_before: before.as_deref(),
+                            url: "/v1/events",
+                            noun: "event",
+                        },
                     )
-                    .with_param("types"));
-                }
-                if types.as_ref().is_some_and(|types| types.len() > MAX_TYPES) {
-                    return Err(ApiError::invalid(format!(
-                        "You may specify at most {MAX_TYPES} types."
-                    ))
-                    .with_param("types"));
-                }
-                // What to read: the undelivered events, or the events of the types asked
-                // for, or all; the filter below decides.
-                let by_type = &account.indexes.events_by_type;
-                let candidates = if delivery_success == Some(false) {
-                    Candidates::Sets(vec![&account.indexes.undelivered_events])
-                } else if let Some(pattern) = &single {
-                    by_type.matching(|event_type| type_matches(pattern, event_type))
-                } else if let Some(types) = &types {
-                    by_type.matching(|event_type| types.iter().any(|wanted| wanted == event_type))
-                } else {
-                    Candidates::All
-                };
-                list_table(
-                    &account.events,
-                    &candidates,
-                    |event| {
-                        single
-                            .as_deref()
-                            .is_none_or(|pattern| type_matches(pattern, event.event_type))
-                            && types.as_ref().is_none_or(|types| {
-                                types.iter().any(|wanted| wanted == event.event_type)
-                            })
-                            && created.is_none_or(|range| range.contains(event.created))
-                            && delivery_success
-                                .is_none_or(|success| success == (event.pending_webhooks == 0))
-                    },
-                    &Page {
-                        limit,
-                        starting_after: after.as_deref(),
-                        ending_before: before.as_deref(),
-                        url: "/v1/events",
-                        noun: "event",
-                    },
-                )
-            },
-        )
+                },
+            )
+            .await
     }
 
     /// Retrieve an event
@@ -139,6 +142,7 @@ impl StripeWebhooksApi {
                 form.finish()?;
                 Ok(account.event(&id)?.clone())
             })
+            .await
     }
 
     /// Create a webhook endpoint
@@ -152,23 +156,25 @@ impl StripeWebhooksApi {
         tag = "StripeWebhookTag::WebhookEndpoints"
     )]
     async fn create_webhook_endpoint(&self, request: &Request, body: FormBody) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            &[],
-            |account, mut form, ctx| {
-                let new = NewWebhookEndpoint {
-                    url: form.required_string("url")?,
-                    enabled_events: enabled_events(&mut form)?.unwrap_or_default(),
-                    description: form.string("description")?,
-                    metadata: metadata(&mut form)?.unwrap_or_default(),
-                    api_version: form.string("api_version")?,
-                };
-                form.finish()?;
-                with_secret(&account.create_webhook_endpoint(new, ctx.now)?)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                &[],
+                |account, mut form, ctx| {
+                    let new = NewWebhookEndpoint {
+                        url: form.required_string("url")?,
+                        enabled_events: enabled_events(&mut form)?.unwrap_or_default(),
+                        description: form.string("description")?,
+                        metadata: metadata(&mut form)?.unwrap_or_default(),
+                        api_version: form.string("api_version")?,
+                    };
+                    form.finish()?;
+                    with_secret(&account.create_webhook_endpoint(new, ctx.now)?)
+                },
+            )
+            .await
     }
 
     /// List all webhook endpoints
@@ -179,24 +185,26 @@ impl StripeWebhooksApi {
         tag = "StripeWebhookTag::WebhookEndpoints"
     )]
     async fn list_webhook_endpoints(&self, request: &Request) -> StripeResponse {
-        self.simulator.run(
-            request,
-            None,
-            Access::Secret,
-            &[],
-            |account, mut form, _| {
-                let (limit, after, before) = list_params(&mut form)?;
-                form.finish()?;
-                list_page(
-                    account.webhooks.endpoints.values().collect(),
-                    limit,
-                    after.as_deref(),
-                    before.as_deref(),
-                    "/v1/webhook_endpoints",
-                    "webhook endpoint",
-                )
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                None,
+                Access::Secret,
+                &[],
+                |account, mut form, _| {
+                    let (limit, after, before) = list_params(&mut form)?;
+                    form.finish()?;
+                    list_page(
+                        account.webhooks.endpoints.values().collect(),
+                        limit,
+                        after.as_deref(),
+                        before.as_deref(),
+                        "/v1/webhook_endpoints",
+                        "webhook endpoint",
+                    )
+                },
+            )
+            .await
     }
 
     /// Retrieve a webhook endpoint
@@ -216,6 +224,7 @@ impl StripeWebhooksApi {
                 form.finish()?;
                 Ok(account.webhook_endpoint(&webhook_endpoint)?.clone())
             })
+            .await
     }
 
     /// Update a webhook endpoint
@@ -235,23 +244,25 @@ impl StripeWebhooksApi {
         webhook_endpoint: Path<String>,
         body: FormBody,
     ) -> StripeResponse {
-        self.simulator.run(
-            request,
-            Some(body),
-            Access::Secret,
-            &[],
-            |account, mut form, _| {
-                let update = WebhookEndpointUpdate {
-                    url: form.string("url")?,
-                    enabled_events: enabled_events(&mut form)?,
-                    description: form.string("description")?,
-                    metadata: metadata(&mut form)?,
-                    disabled: form.boolean("disabled")?,
-                };
-                form.finish()?;
-                account.update_webhook_endpoint(&webhook_endpoint, update)
-            },
-        )
+        self.simulator
+            .run(
+                request,
+                Some(body),
+                Access::Secret,
+                &[],
+                |account, mut form, _| {
+                    let update = WebhookEndpointUpdate {
+                        url: form.string("url")?,
+                        enabled_events: enabled_events(&mut form)?,
+                        description: form.string("description")?,
+                        metadata: metadata(&mut form)?,
+                        disabled: form.boolean("disabled")?,
+                    };
+                    form.finish()?;
+                    account.update_webhook_endpoint(&webhook_endpoint, update)
+                },
+            )
+            .await
     }
 
     /// Delete a webhook endpoint
@@ -274,5 +285,6 @@ impl StripeWebhooksApi {
                 let deleted = account.delete_webhook_endpoint(&webhook_endpoint)?;
                 Ok(json!({"id": deleted.id, "object": "webhook_endpoint", "deleted": true}))
             })
+            .await
     }
 }
