@@ -145,31 +145,32 @@ pub(crate) struct Shared {
 ///
 /// Invariant: every hold of `shared` is a `SharedGuard`, so no release goes unannounced.
 pub(crate) struct SharedGuard<'s> {
-    /// `None` only while dropping.
-    guard: Option<MutexGuard<'s, Shared>>,
-    released: &'s tokio::sync::Notify,
+    // Fields drop in declaration order: the lock is released before the waiters are woken,
+    // or a waiter woken while it was still held would find it taken and wait again for a
+    // release that had already happened.
+    guard: MutexGuard<'s, Shared>,
+    _announce: AnnounceRelease<'s>,
+}
+
+struct AnnounceRelease<'s>(&'s tokio::sync::Notify);
+
+impl Drop for AnnounceRelease<'_> {
+    fn drop(&mut self) {
+        self.0.notify_waiters();
+    }
 }
 
 impl Deref for SharedGuard<'_> {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
-        self.guard.as_deref().expect("held until dropped")
+        &self.guard
     }
 }
 
 impl DerefMut for SharedGuard<'_> {
     fn deref_mut(&mut self) -> &mut Shared {
-        self.guard.as_deref_mut().expect("held until dropped")
-    }
-}
-
-impl Drop for SharedGuard<'_> {
-    fn drop(&mut self) {
-        // Unlocked first: a waiter woken while it was still held would find it taken and
-        // wait again for a release that had already happened.
-        self.guard.take();
-        self.released.notify_waiters();
+        &mut self.guard
     }
 }
 
@@ -369,8 +370,8 @@ impl StripeSimulator {
 
     fn guard<'s>(&'s self, guard: MutexGuard<'s, Shared>) -> SharedGuard<'s> {
         SharedGuard {
-            guard: Some(guard),
-            released: &self.inner.released,
+            guard,
+            _announce: AnnounceRelease(&self.inner.released),
         }
     }
 }
