@@ -108,13 +108,13 @@ async fn serve_alone(addr: &str, routes: poem::Route) -> std::io::Result<()> {
         .await
 }
 
-/// Whole-page faults instead of transparent huge pages for this process, unless
-/// `MIMALLOC_ALLOW_THP` asks for them. mimalloc marks its arenas for huge pages, so the
+/// 4 KiB page faults instead of transparent huge pages for this process, unless
+/// `MIMALLOC_ALLOW_THP` says otherwise. mimalloc marks its arenas for huge pages, so the
 /// first touch of any 2 MiB of a growing heap makes the kernel zero all of it at once,
 /// which on a virtual machine (where the host too must back the page) costs milliseconds.
 /// The simulators keep every object they create, as the providers do, so the heap grows
 /// for as long as the process takes payments: the renewal benchmark spent 6 % of its CPU
-/// zeroing huge pages and ran 5-10 % faster without them (`cargo xtask bench`).
+/// zeroing huge pages and ran 3-6 % faster without them (`cargo xtask bench`).
 #[cfg(target_os = "linux")]
 fn fault_small_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
