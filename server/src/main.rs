@@ -260,4 +260,18 @@ mod tests {
         let default = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(default, 1000);
     }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn huge_pages_are_off_for_the_process_unless_mimalloc_is_told_otherwise() {
+        fault_small_pages();
+        // SAFETY: reads a flag of this process; no pointer is passed.
+        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        // mimalloc disables them itself for `MIMALLOC_ALLOW_THP=0`.
+        let expected = match std::env::var("MIMALLOC_ALLOW_THP") {
+            Err(_) => 1,
+            Ok(allow) => i32::from(allow == "0"),
+        };
+        assert_eq!(disabled, expected);
+    }
 }
