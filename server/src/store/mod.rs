@@ -174,6 +174,17 @@ impl Store {
                         Box::pin(async move {
                             Self::prepare_sqlite_connection(conn).await?;
                             conn.execute("PRAGMA cache_size = -65536").await?;
+                            // A statement that writes many rows keeps the pages it
+                            // changes in a statement journal, in case it must be undone;
+                            // past 64 KiB SQLite spills that journal to a temporary file,
+                            // one write call per page, unless temporary data stays in
+                            // memory.
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
+                            // Checkpoints copy each page changed since the last one back
+                            // into the database; fewer of them copy a page that is written
+                            // again and again (an index's upper levels) fewer times. The
+                            // log grows to about 32 MiB between them instead of 4 MiB.
+                            conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
                             Ok(())
                         })
                     })
@@ -272,4 +283,37 @@ pub(crate) fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_millis_opt(millis)
         .single()
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {millis} out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sqlite_writer_keeps_temporary_data_in_memory_and_checkpoints_seldom() {
+        let path = std::env::temp_dir().join(format!(
+            "boxoffice-store-{}.sqlite",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let store = Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let pragma = |name: &'static str| {
+            let writer = store.writer.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+                    .fetch_one(&writer)
+                    .await
+                    .unwrap()
+            }
+        };
+        // 2 is MEMORY.
+        assert_eq!(pragma("temp_store").await, 2);
+        assert_eq!(pragma("wal_autocheckpoint").await, 8000);
+        store.writer.close().await;
+        store.pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }
