@@ -56,8 +56,9 @@ where
 
 /// A client for an outbox, from `builder` (a plain one, or one bound to a Unix socket): no
 /// proxy (endpoints are local more often than not), no redirects (each provider counts a
-/// 3xx as a failed attempt), `timeout` per attempt, and the provider's `User-Agent` where
-/// it sends one.
+/// 3xx as a failed attempt), no retries of its own (the outbox retries on its schedule;
+/// reqwest's default copies each request's headers in case it retries), `timeout` per
+/// attempt, and the provider's `User-Agent` where it sends one.
 pub(crate) fn outbox_client(
     builder: reqwest::ClientBuilder,
     timeout: Duration,
@@ -66,6 +67,7 @@ pub(crate) fn outbox_client(
     let builder = builder
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .timeout(timeout);
     match user_agent {
         Some(user_agent) => builder.user_agent(user_agent),

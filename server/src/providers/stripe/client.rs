@@ -112,7 +112,11 @@ fn metadata_fields(form: &mut Form, metadata: &[(&str, &str)]) {
 
 impl StripeClient {
     pub fn new(settings: StripeSettings) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            // reqwest retries only HTTP/2 and HTTP/3 refusals, which HTTP/1.1 never sees,
+            // yet by default copies every request's headers in case it retries.
+            .retry(reqwest::retry::never().max_retries_per_request(0));
         #[cfg(unix)]
         let http = match &settings.unix_socket {
             Some(socket) => http.unix_socket(socket.as_path()),
