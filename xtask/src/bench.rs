@@ -1,4 +1,5 @@
-//! Loads the release build of simulator mode on loopback with wrk and reports req/s and p99.
+//! Loads the production build (`--profile production`, the build to deploy) of simulator
+//! mode on loopback with wrk and reports req/s and p99.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,12 +52,16 @@ pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
-/// A fresh release-build simulator-mode process on a free loopback port, healthy.
+/// Cargo's profile for the build that is measured: the one to deploy.
+const PROFILE: &str = "production";
+
+/// A fresh production-build simulator-mode process on a free loopback port, healthy.
 async fn start_simulator() -> anyhow::Result<(Server, String, std::path::PathBuf)> {
     let root = workspace_root();
     run_command(Command::new(env!("CARGO")).current_dir(&root).args([
         "build",
-        "--release",
+        "--profile",
+        PROFILE,
         "--quiet",
         "-p",
         "boxoffice-server",
@@ -72,13 +77,13 @@ async fn start_simulator() -> anyhow::Result<(Server, String, std::path::PathBuf
         std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
     let started = Instant::now();
     let server = Server(
-        Command::new(target_dir.join("release/boxoffice"))
+        Command::new(target_dir.join(PROFILE).join("boxoffice"))
             .args(["sim", "--addr", &format!("127.0.0.1:{port}"), "--data"])
             .arg(&data)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
-            .context("start the release build of boxoffice")?,
+            .context("start the production build of boxoffice")?,
     );
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();

@@ -37,7 +37,7 @@ enum Task {
         #[arg(long, default_value = "target/conformance-junit.xml")]
         junit: PathBuf,
     },
-    /// Load-test the release build on loopback and print throughput and latency.
+    /// Load-test the production build on loopback and print throughput and latency.
     Bench {
         /// Seconds per measured run.
         #[arg(long, default_value_t = 10)]
