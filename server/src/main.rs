@@ -31,6 +31,65 @@ fn keep_freed_memory_longer() {
     }
 }
 
+/// SQLite's own allocations through mimalloc, without SQLite's memory statistics. By
+/// default SQLite calls glibc's `malloc`, keeping a size header of its own on every block,
+/// and takes a global mutex around each call to count the bytes: its allocations cost 7 %
+/// of the renewal benchmark's instructions, a new cell or record for nearly every row a
+/// statement reads or writes. Must run before anything opens a database, which is when
+/// SQLite reads its configuration; called later it changes nothing and says so.
+fn route_sqlite_allocations_to_mimalloc() -> anyhow::Result<()> {
+    use libsqlite3_sys as sqlite;
+    use std::ffi::{c_int, c_void};
+
+    unsafe extern "C" fn malloc(size: c_int) -> *mut c_void {
+        // SAFETY: mimalloc's malloc; SQLite never asks for a negative size.
+        unsafe { libmimalloc_sys::mi_malloc(size as usize) }
+    }
+    unsafe extern "C" fn free(block: *mut c_void) {
+        // SAFETY: SQLite frees only what `malloc` or `realloc` above returned.
+        unsafe { libmimalloc_sys::mi_free(block) }
+    }
+    unsafe extern "C" fn realloc(block: *mut c_void, size: c_int) -> *mut c_void {
+        // SAFETY: as for `malloc` and `free`.
+        unsafe { libmimalloc_sys::mi_realloc(block, size as usize) }
+    }
+    unsafe extern "C" fn size(block: *mut c_void) -> c_int {
+        // SAFETY: `block` came from mimalloc; SQLite's blocks are far below 2 GiB.
+        unsafe { libmimalloc_sys::mi_usable_size(block) as c_int }
+    }
+    unsafe extern "C" fn roundup(size: c_int) -> c_int {
+        // SAFETY: a pure function of the size.
+        unsafe { libmimalloc_sys::mi_good_size(size as usize) as c_int }
+    }
+    unsafe extern "C" fn init(_: *mut c_void) -> c_int {
+        sqlite::SQLITE_OK
+    }
+    unsafe extern "C" fn shutdown(_: *mut c_void) {}
+
+    let methods = sqlite::sqlite3_mem_methods {
+        xMalloc: Some(malloc),
+        xFree: Some(free),
+        xRealloc: Some(realloc),
+        xSize: Some(size),
+        xRoundup: Some(roundup),
+        xInit: Some(init),
+        xShutdown: Some(shutdown),
+        pAppData: std::ptr::null_mut(),
+    };
+    // SAFETY: SQLite copies the methods, whose functions live for the whole process; both
+    // calls are refused (not undefined) once SQLite has started.
+    let results = unsafe {
+        [
+            sqlite::sqlite3_config(sqlite::SQLITE_CONFIG_MALLOC, &methods),
+            sqlite::sqlite3_config(sqlite::SQLITE_CONFIG_MEMSTATUS, 0 as c_int),
+        ]
+    };
+    if results.iter().any(|&result| result != sqlite::SQLITE_OK) {
+        anyhow::bail!("SQLite was configured after it started: {results:?}");
+    }
+    Ok(())
+}
+
 #[derive(Parser)]
 #[command(
     name = "boxoffice",
@@ -128,6 +187,7 @@ fn fault_small_pages() {
 fn fault_small_pages() {}
 
 fn main() -> anyhow::Result<()> {
+    route_sqlite_allocations_to_mimalloc()?;
     keep_freed_memory_longer();
     fault_small_pages();
     tokio::runtime::Builder::new_multi_thread()
@@ -259,6 +319,26 @@ mod tests {
         // SAFETY: reads mimalloc's option table; nothing in this test writes it.
         let default = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(default, 1000);
+    }
+
+    #[test]
+    fn sqlite_allocates_from_mimalloc_and_keeps_no_statistics() {
+        use libsqlite3_sys as sqlite;
+        // The only test in this binary that touches SQLite, so SQLite has not started.
+        route_sqlite_allocations_to_mimalloc().unwrap();
+        // SAFETY: SQLite's documented API; the block is freed by SQLite before the end.
+        unsafe {
+            let block = sqlite::sqlite3_malloc(1000);
+            assert!(!block.is_null());
+            assert!(libmimalloc_sys::mi_is_in_heap_region(block));
+            assert!(sqlite::sqlite3_msize(block) >= 1000);
+            assert_eq!(sqlite::sqlite3_memory_used(), 0, "statistics are off");
+            sqlite::sqlite3_free(block);
+        }
+        assert!(
+            route_sqlite_allocations_to_mimalloc().is_err(),
+            "a started SQLite refuses to be configured"
+        );
     }
 
     #[cfg(target_os = "linux")]
