@@ -5,7 +5,7 @@
 use super::{Core, CoreError};
 use crate::core::model::{PaymentProvider, Transaction, TransactionKind};
 use crate::providers::stripe::{
-    Event, EventObject, PaymentIntent, SignatureError, metadata, verify_signature,
+    Event, EventObject, ObjectReference, PaymentIntent, SignatureError, metadata, verify_signature,
 };
 
 /// What became of a notification.
@@ -191,7 +191,7 @@ impl Core {
 }
 
 /// The subscription and period a renewal's intent pays for, from its metadata.
-fn renewal_of(intent: &PaymentIntent) -> Option<(&str, i64)> {
+fn renewal_of(intent: &ObjectReference) -> Option<(&str, i64)> {
     let subscription = intent.metadata.get(metadata::SUBSCRIPTION)?;
     let period = intent.metadata.get(metadata::PERIOD)?.parse().ok()?;
     Some((subscription, period))

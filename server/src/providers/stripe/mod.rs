@@ -22,6 +22,6 @@ pub use client::{
 };
 pub use webhook::{SignatureError, sign, verify_signature};
 pub use wire::{
-    Card, Charge, Event, EventObject, PaymentError, PaymentIntent, PaymentIntentStatus,
-    PaymentMethod, SetupIntent, SetupIntentStatus,
+    Card, Charge, Event, EventObject, ObjectReference, PaymentError, PaymentIntent,
+    PaymentIntentStatus, PaymentMethod, SetupIntent, SetupIntentStatus,
 };

@@ -185,39 +185,52 @@ impl HasId for Charge {
     }
 }
 
-/// A webhook event, with the object it carries decoded for the types boxoffice acts on.
+/// A webhook event: its id, its type and the object it names.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: String,
     pub event_type: String,
-    pub created: i64,
     pub object: EventObject,
 }
 
 #[derive(Debug, Clone)]
 pub enum EventObject {
-    PaymentIntent(PaymentIntent),
-    SetupIntent(SetupIntent),
-    Charge(Charge),
+    PaymentIntent(ObjectReference),
+    SetupIntent(ObjectReference),
+    Charge(ObjectReference),
     /// A type boxoffice does not act on; acknowledged and ignored.
     Other,
 }
 
-#[derive(Deserialize)]
-struct RawEvent<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    created: i64,
-    #[serde(borrow)]
-    data: RawEventData<'a>,
+/// What boxoffice reads of an event's object: which one it is, and its metadata (a
+/// renewal's intent says there which subscription and period it pays for). The rest is read
+/// again from Stripe, so an old or reordered event never rolls state back; decoding only
+/// this reads the body once and keeps no more of it than these strings.
+#[derive(Debug, Clone)]
+pub struct ObjectReference {
+    pub id: String,
+    pub metadata: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
-struct RawEventData<'a> {
-    /// Read once the type says what it is, straight from the body's text.
-    #[serde(borrow)]
-    object: &'a serde_json::value::RawValue,
+struct RawEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: RawEventData,
+}
+
+#[derive(Deserialize)]
+struct RawEventData {
+    object: RawObject,
+}
+
+/// Some objects have no id (a `balance.available` event's balance, say).
+#[derive(Deserialize)]
+struct RawObject {
+    id: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
 }
 
 impl Event {
@@ -225,25 +238,20 @@ impl Event {
     pub fn parse(body: &[u8]) -> Result<Self, String> {
         let raw: RawEvent =
             serde_json::from_slice(body).map_err(|error| format!("not a Stripe event: {error}"))?;
-        let decode_error = |error: serde_json::Error| {
-            format!("event {} has an unreadable object: {error}", raw.id)
+        let RawObject { id, metadata } = raw.data.object;
+        let reference = || match id {
+            Some(id) => Ok(ObjectReference { id, metadata }),
+            None => Err(format!("event {} names an object without an id", raw.id)),
         };
         let object = match raw.event_type.split_once('.').map(|(kind, _)| kind) {
-            Some("payment_intent") => EventObject::PaymentIntent(
-                serde_json::from_str(raw.data.object.get()).map_err(decode_error)?,
-            ),
-            Some("setup_intent") => EventObject::SetupIntent(
-                serde_json::from_str(raw.data.object.get()).map_err(decode_error)?,
-            ),
-            Some("charge") => EventObject::Charge(
-                serde_json::from_str(raw.data.object.get()).map_err(decode_error)?,
-            ),
+            Some("payment_intent") => EventObject::PaymentIntent(reference()?),
+            Some("setup_intent") => EventObject::SetupIntent(reference()?),
+            Some("charge") => EventObject::Charge(reference()?),
             _ => EventObject::Other,
         };
         Ok(Event {
             id: raw.id,
             event_type: raw.event_type,
-            created: raw.created,
             object,
         })
     }
@@ -264,4 +272,46 @@ pub struct ErrorDetail {
     pub message: Option<String>,
     pub param: Option<String>,
     pub payment_intent: Option<PaymentIntent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_names_its_object_and_the_metadata_it_carries() {
+        let body = br#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded",
+            "created":1700000000,"data":{"object":{"id":"pi_1","object":"payment_intent",
+            "amount":999,"status":"succeeded","latest_charge":{"id":"ch_1","amount":999},
+            "metadata":{"boxoffice_subscription_id":"sub_1","boxoffice_period":"3"}}}}"#;
+        let event = Event::parse(body).unwrap();
+        assert_eq!(event.id, "evt_1");
+        assert_eq!(event.event_type, "payment_intent.succeeded");
+        let EventObject::PaymentIntent(intent) = event.object else {
+            panic!("not a payment intent: {:?}", event.object);
+        };
+        assert_eq!(intent.id, "pi_1");
+        assert_eq!(intent.metadata["boxoffice_period"], "3");
+    }
+
+    #[test]
+    fn an_object_without_an_id_is_refused_only_where_boxoffice_acts_on_it() {
+        let balance = br#"{"id":"evt_2","type":"balance.available",
+            "data":{"object":{"object":"balance","available":[]}}}"#;
+        assert!(matches!(
+            Event::parse(balance).unwrap().object,
+            EventObject::Other
+        ));
+        let charge = br#"{"id":"evt_3","type":"charge.refunded",
+            "data":{"object":{"object":"charge"}}}"#;
+        assert_eq!(
+            Event::parse(charge).unwrap_err(),
+            "event evt_3 names an object without an id"
+        );
+        assert!(
+            Event::parse(b"id=evt_4")
+                .unwrap_err()
+                .starts_with("not a Stripe event")
+        );
+    }
 }
