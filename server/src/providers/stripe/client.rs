@@ -98,9 +98,9 @@ pub struct OffSessionCharge<'a> {
 pub struct StripeClient {
     settings: StripeSettings,
     http: reqwest::Client,
-    /// `{api_base}/v1/`, parsed once; `None` if it does not parse (each request is then
+    /// `{api_base}/v1/`, parsed once; the text if it does not parse (each request is then
     /// refused as reqwest refuses the text).
-    api_v1: Option<reqwest::Url>,
+    api_v1: Result<reqwest::Url, String>,
     /// One permit per request in flight: [`StripeSettings::max_concurrent_requests`].
     in_flight: Arc<Semaphore>,
 }
@@ -131,10 +131,11 @@ impl StripeClient {
                 .max_concurrent_requests
                 .clamp(1, Semaphore::MAX_PERMITS),
         ));
-        let api_v1 =
-            reqwest::Url::parse(&format!("{}/v1/", settings.api_base.trim_end_matches('/')))
-                .ok()
-                .filter(|url| !url.cannot_be_a_base());
+        let api_v1_text = format!("{}/v1/", settings.api_base.trim_end_matches('/'));
+        let api_v1 = reqwest::Url::parse(&api_v1_text)
+            .ok()
+            .filter(|url| !url.cannot_be_a_base())
+            .ok_or(api_v1_text);
         Self {
             settings,
             http,
@@ -152,17 +153,14 @@ impl StripeClient {
     /// renewal's charge); the text where the base does not parse.
     fn url(&self, path: &str) -> Result<reqwest::Url, String> {
         match &self.api_v1 {
-            Some(base) => {
+            Ok(base) => {
                 let mut url = base.clone();
                 if let Ok(mut segments) = url.path_segments_mut() {
                     segments.pop_if_empty().extend(path.split('/'));
                 }
                 Ok(url)
             }
-            None => Err(format!(
-                "{}/v1/{path}",
-                self.settings.api_base.trim_end_matches('/')
-            )),
+            Err(base) => Err(format!("{base}{path}")),
         }
     }
 
