@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use super::wire::{Charge, Customer, ErrorBody, PaymentError, PaymentIntent, Refund, SetupIntent};
+use super::wire::{
+    self, Charge, Customer, ErrorBody, PaymentError, PaymentIntent, Refund, SetupIntent,
+};
 use crate::providers::ProviderError;
 
 /// The API version boxoffice is written against, sent with every request.
@@ -209,7 +211,7 @@ impl StripeClient {
         let body = response.bytes().await.map_err(transport)?;
         drop(permit);
         if (200..300).contains(&status) {
-            return serde_json::from_slice(&body).map_err(|error| {
+            return wire::decode(&body).map_err(|error| {
                 ProviderError::Decode {
                     url: url.clone(),
                     detail: error.to_string(),
@@ -217,7 +219,7 @@ impl StripeClient {
                 .into()
             });
         }
-        let detail = serde_json::from_slice::<ErrorBody>(&body).ok();
+        let detail = wire::decode::<ErrorBody>(&body).ok();
         let body = String::from_utf8_lossy(&body).into_owned();
         match (status, detail) {
             (402, Some(ErrorBody { error })) => Err(StripeClientError::Declined {

@@ -4,8 +4,20 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::core::model::CardSummary;
+
+/// Decodes a Stripe body. The body is checked as UTF-8 once, in one pass, so that the
+/// decoder takes each string as it is: reading from bytes, serde_json would check every key
+/// and string again on its own, and a PaymentIntent has some fifty keys.
+pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        // Decoded as bytes only to have serde_json say where the body goes wrong.
+        Err(_) => serde_json::from_slice(body),
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Customer {
@@ -236,8 +248,7 @@ struct RawObject {
 impl Event {
     /// Reads a webhook body; an error says why it is not a Stripe event.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let raw: RawEvent =
-            serde_json::from_slice(body).map_err(|error| format!("not a Stripe event: {error}"))?;
+        let raw: RawEvent = decode(body).map_err(|error| format!("not a Stripe event: {error}"))?;
         let RawObject { id, metadata } = raw.data.object;
         let reference = || match id {
             Some(id) => Ok(ObjectReference { id, metadata }),
@@ -277,6 +288,18 @@ pub struct ErrorDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_decodes_with_its_non_ascii_text_and_bytes_that_are_not_utf8_are_refused() {
+        let body = r#"{"id":"pi_1","amount":999,"currency":"nok","status":"succeeded",
+            "description":"Månedspass \u00e9 Zoë","metadata":{"navn":"Åse"}}"#;
+        let intent: PaymentIntent = decode(body.as_bytes()).unwrap();
+        assert_eq!(intent.description.as_deref(), Some("Månedspass é Zoë"));
+        assert_eq!(intent.metadata["navn"], "Åse");
+        let error = decode::<Customer>(b"{\"id\":\"cus_\xff\"}").unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+        assert!(Event::parse(b"{\"id\":\"evt_\xc3\"}").is_err());
+    }
 
     #[test]
     fn an_event_names_its_object_and_the_metadata_it_carries() {
