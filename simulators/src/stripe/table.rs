@@ -130,11 +130,15 @@ impl<T: Listed + Clone> Table<T> {
 }
 
 /// Which objects (by `seq`) have which value of a field; objects without one are in no set.
+///
+/// Each value is kept once, shared by its set and by every object filed under it: most
+/// values (an event type, a customer) file many objects, and filing one more allocates
+/// nothing.
 #[derive(Default)]
 pub struct Index {
-    keys: HashMap<String, BTreeSet<u64>>,
+    keys: HashMap<Arc<str>, BTreeSet<u64>>,
     /// Each indexed object's current value.
-    of: HashMap<u64, String>,
+    of: HashMap<u64, Arc<str>>,
     /// Every object that has a value.
     any: BTreeSet<u64>,
 }
@@ -142,7 +146,7 @@ pub struct Index {
 impl Index {
     /// Files the object `seq` under `key` (`None`: under nothing), wherever it was before.
     pub fn set(&mut self, seq: u64, key: Option<&str>) {
-        if self.of.get(&seq).map(String::as_str) == key {
+        if self.of.get(&seq).map(|old| &**old) == key {
             return;
         }
         if let Some(old) = self.of.remove(&seq) {
@@ -155,8 +159,15 @@ impl Index {
             self.any.remove(&seq);
         }
         if let Some(key) = key {
-            self.keys.entry(key.to_owned()).or_default().insert(seq);
-            self.of.insert(seq, key.to_owned());
+            let shared = match self.keys.get_key_value(key) {
+                Some((shared, _)) => Arc::clone(shared),
+                None => Arc::from(key),
+            };
+            self.keys
+                .entry(Arc::clone(&shared))
+                .or_default()
+                .insert(seq);
+            self.of.insert(seq, shared);
             self.any.insert(seq);
         }
     }
