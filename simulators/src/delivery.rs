@@ -77,6 +77,56 @@ pub(crate) fn outbox_client(
     .map_err(|error| error_chain(&error))
 }
 
+/// How much of an endpoint's answer an outbox keeps with the attempt, in characters.
+pub(crate) const RESPONSE_BODY_LIMIT: usize = 1000;
+
+/// What an outbox keeps of an endpoint's answer beside its status.
+pub(crate) struct Answer {
+    /// The answer's first [`RESPONSE_BODY_LIMIT`] characters, bytes that are not UTF-8
+    /// replaced; `None` for an empty answer.
+    pub body: Option<String>,
+    /// Why reading the answer stopped short.
+    pub error: Option<String>,
+}
+
+/// Reads an endpoint's answer up to [`RESPONSE_BODY_LIMIT`] bytes, enough for as many
+/// characters.
+pub(crate) async fn read_answer(response: &mut reqwest::Response) -> Answer {
+    let mut body = Vec::new();
+    let mut error = None;
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(failure) => {
+                error = Some(error_chain(&failure));
+                break;
+            }
+        }
+    }
+    let text = kept_text(body);
+    Answer {
+        body: Some(text).filter(|text| !text.is_empty()),
+        error,
+    }
+}
+
+/// The first [`RESPONSE_BODY_LIMIT`] characters of `body` as text, without going through
+/// it character by character when it is shorter (the usual answer is a few bytes).
+fn kept_text(body: Vec<u8>) -> String {
+    let mut text = match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    // No character is shorter than a byte: a text within the limit in bytes is whole.
+    if text.len() > RESPONSE_BODY_LIMIT
+        && let Some((end, _)) = text.char_indices().nth(RESPONSE_BODY_LIMIT)
+    {
+        text.truncate(end);
+    }
+    text
+}
+
 /// An error and its causes, `: `-separated (reqwest's own message rarely says why).
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
@@ -87,4 +137,24 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RESPONSE_BODY_LIMIT, kept_text};
+
+    #[test]
+    fn an_answer_is_kept_as_text_up_to_the_limit_in_characters() {
+        assert_eq!(
+            kept_text(br#"{"received":true}"#.to_vec()),
+            r#"{"received":true}"#
+        );
+        assert_eq!(kept_text(b"ok \xff".to_vec()), "ok \u{fffd}");
+        let long = "å".repeat(RESPONSE_BODY_LIMIT + 5);
+        let kept = kept_text(long.clone().into_bytes());
+        assert_eq!(kept.chars().count(), RESPONSE_BODY_LIMIT);
+        assert!(long.starts_with(&kept));
+        let ascii = "x".repeat(RESPONSE_BODY_LIMIT);
+        assert_eq!(kept_text(ascii.clone().into_bytes()), ascii);
+    }
 }

@@ -13,16 +13,13 @@ use super::AppleSimulator;
 use super::notifications::{
     AttemptResult, Due, NotificationAttempt, OutgoingNotification, SendAttemptResult,
 };
-use crate::delivery::{error_chain, outbox_client};
+use crate::delivery::{error_chain, outbox_client, read_answer};
 
 /// How often, in real time, the background loop settles what fell due and sends what is owed.
 pub const BACKGROUND_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long the server has to answer an attempt before it counts as timed out.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much of the server's answer is kept with the attempt.
-const RESPONSE_BODY_LIMIT: usize = 1000;
 
 /// How long to wait for someone else's attempt at a notification we need attempted; past
 /// the attempt timeout, so only a lost attempt is given up on.
@@ -87,26 +84,11 @@ async fn post(
         }
     };
     let status = response.status().as_u16();
-    let mut body = Vec::new();
-    let mut error = None;
-    while body.len() < RESPONSE_BODY_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(failure) => {
-                error = Some(error_chain(&failure));
-                break;
-            }
-        }
-    }
-    let text: String = String::from_utf8_lossy(&body)
-        .chars()
-        .take(RESPONSE_BODY_LIMIT)
-        .collect();
+    let answer = read_answer(&mut response).await;
     AttemptResult {
         status_code: Some(status),
-        error,
-        response_body: Some(text).filter(|text| !text.is_empty()),
+        error: answer.error,
+        response_body: answer.body,
         send_attempt_result: if (200..=206).contains(&status) {
             SendAttemptResult::Success
         } else {

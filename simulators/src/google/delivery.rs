@@ -13,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 use super::GoogleSimulator;
 use super::notifications::{Due, OutgoingPush, PushAttempt, PushIdentity, PushResult};
 use super::oauth::numeric_id;
-use crate::delivery::{error_chain, outbox_client};
+use crate::delivery::{error_chain, outbox_client, read_answer};
 
 /// How often, in real time, the delivery loop looks for pushes that are due.
 pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -21,9 +21,6 @@ pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long an endpoint has to answer a push before it counts as failed (Pub/Sub's
 /// default acknowledgement deadline).
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much of an endpoint's answer is kept with the attempt.
-const RESPONSE_BODY_LIMIT: usize = 1000;
 
 /// How long to wait for someone else's push of a message we need pushed; past the push
 /// timeout, so only a lost push is given up on.
@@ -87,26 +84,11 @@ async fn post(
         Err(error) => return failed(error_chain(&error)),
     };
     let status_code = Some(response.status().as_u16());
-    let mut body = Vec::new();
-    let mut error = None;
-    while body.len() < RESPONSE_BODY_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(failure) => {
-                error = Some(error_chain(&failure));
-                break;
-            }
-        }
-    }
-    let text: String = String::from_utf8_lossy(&body)
-        .chars()
-        .take(RESPONSE_BODY_LIMIT)
-        .collect();
+    let answer = read_answer(&mut response).await;
     PushResult {
         status_code,
-        error,
-        response_body: Some(text).filter(|text| !text.is_empty()),
+        error: answer.error,
+        response_body: answer.body,
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::RokuSimulator;
 use super::notifications::{Due, OutgoingPush, PushAttempt, PushResult};
-use crate::delivery::{error_chain, outbox_client};
+use crate::delivery::{error_chain, outbox_client, read_answer};
 
 /// How often, in real time, the delivery loop looks for pushes that are due.
 pub const PUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -38,9 +38,6 @@ pub const PUSH_TOKEN_NOT_BEFORE: TimeDelta = TimeDelta::hours(1);
 
 /// How long an endpoint has to answer (Roku: requests time out after 10 seconds).
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much of an endpoint's answer is kept with the attempt.
-const RESPONSE_BODY_LIMIT: usize = 1000;
 
 /// How long to wait for someone else's push of a message we need pushed; past the push
 /// timeout, so only a lost push is given up on.
@@ -93,26 +90,11 @@ async fn post(client: &reqwest::Client, url: &str, content_type: &str, body: Str
         Err(error) => return failed(error_chain(&error)),
     };
     let status_code = Some(response.status().as_u16());
-    let mut body = Vec::new();
-    let mut error = None;
-    while body.len() < RESPONSE_BODY_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(failure) => {
-                error = Some(error_chain(&failure));
-                break;
-            }
-        }
-    }
-    let text: String = String::from_utf8_lossy(&body)
-        .chars()
-        .take(RESPONSE_BODY_LIMIT)
-        .collect();
+    let answer = read_answer(&mut response).await;
     PushResult {
         status_code,
-        error,
-        response_body: Some(text).filter(|text| !text.is_empty()),
+        error: answer.error,
+        response_body: answer.body,
     }
 }
 

@@ -11,16 +11,13 @@ use tokio::time::MissedTickBehavior;
 
 use super::webhooks::{AttemptResult, Due, OutgoingDelivery, WebhookAttempt};
 use super::{LocalWebhooks, StripeSimulator};
-use crate::delivery::{error_chain, outbox_client};
+use crate::delivery::{error_chain, outbox_client, read_answer};
 
 /// How often, in real time, the delivery loop looks for deliveries that are due.
 pub const DELIVERY_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long an endpoint has to answer an attempt before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much of an endpoint's answer is kept with the attempt.
-const RESPONSE_BODY_LIMIT: usize = 1000;
 
 /// How long to wait for someone else's attempt at a delivery we need attempted; past the
 /// attempt timeout, so only a lost attempt is given up on.
@@ -112,26 +109,11 @@ async fn post(
         }
     };
     let status_code = Some(response.status().as_u16());
-    let mut body = Vec::new();
-    let mut error = None;
-    while body.len() < RESPONSE_BODY_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(failure) => {
-                error = Some(error_chain(&failure));
-                break;
-            }
-        }
-    }
-    let text: String = String::from_utf8_lossy(&body)
-        .chars()
-        .take(RESPONSE_BODY_LIMIT)
-        .collect();
+    let answer = read_answer(&mut response).await;
     AttemptResult {
         status_code,
-        error,
-        response_body: Some(text).filter(|text| !text.is_empty()),
+        error: answer.error,
+        response_body: answer.body,
     }
 }
 
