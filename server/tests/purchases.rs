@@ -390,6 +390,40 @@ async fn a_claim_for_one_customer_takes_only_that_customers_due_jobs() {
     app.stop().await;
 }
 
+/// A claim longer than one statement's result (on SQLite) is made of several, each
+/// starting where the last stopped: every due job is claimed once, by one claim or the
+/// next, the earliest due first, and a job claimed is not claimed again.
+#[tokio::test]
+async fn a_claim_longer_than_one_statement_takes_each_due_job_once() {
+    const PASSES: usize = 60;
+    let app = TestApp::start().await;
+    let shopper = alice(&app).await;
+    for _ in 0..PASSES {
+        buy_monthly(&app, &shopper, "pm_card_visa").await;
+    }
+    let store = Store::open(&app.database_url).await.expect("the database");
+    let later = app.server.clock.now() + chrono::Duration::days(40);
+    let lease = later + chrono::Duration::minutes(2);
+    let claim = |limit| store.claim_due_jobs(JobScope::All, "clock", later, lease, limit);
+
+    let first = claim(50).await.expect("claim");
+    let second = claim(50).await.expect("claim");
+    assert_eq!((first.len(), second.len()), (50, PASSES - 50));
+    assert!(claim(50).await.expect("claim").is_empty(), "all leased now");
+    let latest_first = first.iter().map(|job| job.due_at).max();
+    let earliest_second = second.iter().map(|job| job.due_at).min();
+    assert!(latest_first <= earliest_second, "the earliest due first");
+    let mut claimed: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|job| job.subscription_id.as_str())
+        .collect();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), PASSES, "each job once");
+    app.stop().await;
+}
+
 /// The boxoffice customer id of the account with `email`.
 async fn customer_id(app: &TestApp, email: &str) -> String {
     let mut database = app.database().await;

@@ -328,10 +328,6 @@ async fn insert_subscription(
 }
 
 impl Store {
-    pub(crate) fn is_postgres(&self) -> bool {
-        self.backend == Backend::Postgres
-    }
-
     pub async fn insert_basket(&self, basket: &Basket) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(concat!(
@@ -793,10 +789,11 @@ impl Store {
         Ok(query.fetch_one(&self.pool).await?)
     }
 
-    /// Claims up to `limit` jobs of `scope` due at `now` for `worker` until `lease_until`.
-    /// On PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`, so replicas
-    /// claiming at once take disjoint sets; SQLite has one writer, which serialises claims.
-    /// A job whose lease ran out (its worker died) is claimable again.
+    /// Claims up to `limit` jobs of `scope` due at `now` for `worker` until `lease_until`,
+    /// the earliest due first. On PostgreSQL the candidates are locked with `FOR UPDATE
+    /// SKIP LOCKED`, so replicas claiming at once take disjoint sets; SQLite has one
+    /// writer, which serialises claims. A job whose lease ran out (its worker died) is
+    /// claimable again.
     pub async fn claim_due_jobs(
         &self,
         scope: JobScope<'_>,
@@ -805,40 +802,79 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<BillingJob>, StoreError> {
-        let lock = if self.is_postgres() {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
+        // On SQLite a result longer than `ROWS_PER_RESULT` costs two thread switches a row,
+        // so a claim is made of statements that short, in one write transaction. The rows
+        // of PostgreSQL come over its socket: one statement claims them all.
+        let (per_statement, lock) = match self.backend {
+            Backend::Sqlite => (ROWS_PER_RESULT as i64, ""),
+            Backend::Postgres => (limit, " FOR UPDATE SKIP LOCKED"),
         };
-        let sql = format!(
-            "UPDATE billing_jobs SET claimed_by = $1, claimed_until = $3, updated_at = $2 \
-             WHERE (subscription_id, period) IN (SELECT subscription_id, period FROM billing_jobs \
-             WHERE status = 'pending' AND due_at <= $2 \
-             AND (claimed_until IS NULL OR claimed_until < $2){in_scope} \
-             ORDER BY due_at, subscription_id LIMIT $4{lock}) \
-             RETURNING subscription_id, period, due_at, failed_attempts",
-            in_scope = scope.condition(5),
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(worker)
-            .bind(to_millis(now))
-            .bind(to_millis(lease_until))
-            .bind(limit);
-        if let JobScope::Customer(customer_id) = scope {
-            query = query.bind(customer_id);
-        }
-        let _turn = self.write_turn().await;
-        let rows = query.fetch_all(&self.writer).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(BillingJob {
+        let mut tx = self.begin_write().await?;
+        let mut jobs: Vec<BillingJob> = Vec::new();
+        loop {
+            let wanted = (limit - jobs.len() as i64).min(per_statement);
+            if wanted <= 0 {
+                break;
+            }
+            // Each statement takes the earliest unclaimed jobs, so every job of the scope
+            // due before the last one claimed is claimed now: the next statement starts
+            // there rather than stepping over them again.
+            let last_claimed = jobs
+                .iter()
+                .map(|job| (to_millis(job.due_at), job.subscription_id.as_str()))
+                .max();
+            let mut next_parameter = 5;
+            let in_scope = match scope {
+                JobScope::All => String::new(),
+                JobScope::Customer(_) => {
+                    next_parameter += 1;
+                    scope.condition(5)
+                }
+            };
+            let after_last = match last_claimed {
+                None => String::new(),
+                Some(_) => {
+                    let (due, subscription) = (next_parameter, next_parameter + 1);
+                    format!(
+                        " AND due_at >= ${due} AND (due_at > ${due} OR subscription_id > ${subscription})"
+                    )
+                }
+            };
+            let sql = format!(
+                "UPDATE billing_jobs SET claimed_by = $1, claimed_until = $3, updated_at = $2 \
+                 WHERE (subscription_id, period) IN (SELECT subscription_id, period FROM billing_jobs \
+                 WHERE status = 'pending' AND due_at <= $2 \
+                 AND (claimed_until IS NULL OR claimed_until < $2){in_scope}{after_last} \
+                 ORDER BY due_at, subscription_id LIMIT $4{lock}) \
+                 RETURNING subscription_id, period, due_at, failed_attempts",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(worker)
+                .bind(to_millis(now))
+                .bind(to_millis(lease_until))
+                .bind(wanted);
+            if let JobScope::Customer(customer_id) = scope {
+                query = query.bind(customer_id);
+            }
+            if let Some((due, subscription)) = last_claimed {
+                query = query.bind(due).bind(subscription.to_owned());
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            let claimed = rows.len() as i64;
+            for row in &rows {
+                jobs.push(BillingJob {
                     subscription_id: row.try_get("subscription_id")?,
                     period: row.try_get("period")?,
                     due_at: from_millis(row.try_get("due_at")?)?,
                     failed_attempts: row.try_get("failed_attempts")?,
-                })
-            })
-            .collect()
+                });
+            }
+            if claimed < wanted {
+                break;
+            }
+        }
+        tx.commit().await?;
+        Ok(jobs)
     }
 
     /// What is known of a renewal a provider notifies about, in one read (a renewal's
