@@ -18,6 +18,7 @@ use super::compact::CompactJson;
 use super::details::{Address, BillingDetails};
 use super::error::ApiError;
 use super::form::Form;
+use super::idempotency::Parameters;
 use super::state::{
     Account, Confirmation, CustomerFields, Metadata, NewCard, NewPaymentIntent, NewRefund,
     NewSetupIntent, PaymentIntentUpdate, check_metadata, new_id,
@@ -297,15 +298,10 @@ impl StripeSimulator {
         // Parsed and checked before the account is locked; the rest runs under its lock.
         let prepared = (|| {
             let raw = match &body {
-                Some(FormBody(bytes)) => bytes.clone(),
-                None => request
-                    .uri()
-                    .query()
-                    .unwrap_or_default()
-                    .as_bytes()
-                    .to_vec(),
+                Some(FormBody(bytes)) => bytes.as_slice(),
+                None => request.uri().query().unwrap_or_default().as_bytes(),
             };
-            let parsed = Form::parse(&raw);
+            let parsed = Form::parse(raw);
             // Stripe.js sends the publishable key as the `key` parameter.
             let body_key = parsed
                 .as_ref()
@@ -321,8 +317,9 @@ impl StripeSimulator {
                     "Idempotency-Key must be at most 255 characters long.",
                 ));
             }
-            let fingerprint = parsed?;
-            let mut form = fingerprint.clone();
+            let mut form = parsed?;
+            // Only a request with a key is compared with another.
+            let parameters = idempotency_key.as_ref().map(|_| Parameters::of(&form));
             if publishable || body_key.is_some() {
                 form.discard(STRIPE_JS_PARAMS);
             }
@@ -335,9 +332,9 @@ impl StripeSimulator {
                     .with_param("expand"));
                 }
             }
-            Ok((publishable, fingerprint, form, expand_paths))
+            Ok((publishable, parameters, form, expand_paths))
         })();
-        let (publishable, fingerprint, form, expand_paths) = match prepared {
+        let (publishable, parameters, form, expand_paths) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => return StripeResponse::error(&error, version, request_id),
         };
@@ -349,7 +346,8 @@ impl StripeSimulator {
                 let scope = if publishable { "pk" } else { "sk" };
                 format!("{scope}:{key}")
             });
-            if let (Some(scoped), Some(key)) = (&scoped_key, &idempotency_key)
+            if let (Some(scoped), Some(key), Some(parameters)) =
+                (&scoped_key, &idempotency_key, &parameters)
                 && let Some(stored) = shared.idempotency.get(scoped, now)
             {
                 if stored.endpoint != endpoint {
@@ -366,7 +364,7 @@ impl StripeSimulator {
                         ),
                     ));
                 }
-                if !stored.same_parameters(&fingerprint) {
+                if !stored.same_parameters(parameters) {
                     return Err(ApiError::new(
                         400,
                         super::error::ErrorType::Idempotency,
@@ -400,17 +398,12 @@ impl StripeSimulator {
                 Err(error) => (error.status, CompactJson::new(&error.body())),
             };
             // As in Stripe, a request refused before it ran (400) is not remembered.
-            if let Some(scoped) = scoped_key
+            if let (Some(scoped), Some(parameters)) = (scoped_key, parameters)
                 && status != 400
             {
-                shared.idempotency.insert(
-                    scoped,
-                    endpoint,
-                    &fingerprint,
-                    status,
-                    body.clone(),
-                    now,
-                );
+                shared
+                    .idempotency
+                    .insert(scoped, endpoint, parameters, status, body.clone(), now);
             }
             Ok((status, body, false))
         })();

@@ -93,7 +93,7 @@ async fn post(
         }
     };
     let sent = client
-        .post(&delivery.url)
+        .post(delivery.target.clone())
         .header("content-type", "application/json; charset=utf-8")
         .header("stripe-signature", &delivery.signature)
         .body(delivery.payload.clone())

@@ -32,8 +32,8 @@ impl Form {
     pub fn parse(input: &[u8]) -> Result<Self, ApiError> {
         let mut form = Self::default();
         for (key, value) in url::form_urlencoded::parse(input) {
-            let path = split_key(&key)?;
-            insert(&mut form.fields, &key, &path, value.into_owned())?;
+            let path = KeyPath::split(&key)?;
+            insert(&mut form.fields, &key, path.segments(), value.into_owned())?;
         }
         Ok(form)
     }
@@ -269,43 +269,60 @@ impl Range {
 /// names are refused rather than recursed into.
 const MAX_DEPTH: usize = 8;
 
-/// `a[b][]` → `["a", "b", ""]`.
-fn split_key(key: &str) -> Result<Vec<String>, ApiError> {
-    let malformed = || ApiError::invalid(format!("Invalid parameter name: {key}"));
-    let (head, mut rest) = match key.find('[') {
-        Some(index) => (&key[..index], &key[index..]),
-        None => (key, ""),
-    };
-    if head.is_empty() {
-        return Err(malformed());
-    }
-    let mut path = vec![head.to_owned()];
-    while !rest.is_empty() {
-        if path.len() > MAX_DEPTH {
-            return Err(ApiError::invalid(format!(
-                "Invalid parameter name: {key} (nested more than {MAX_DEPTH} levels deep)"
-            )));
-        }
-        let Some(inner) = rest.strip_prefix('[') else {
-            return Err(malformed());
+/// A parameter name split at its brackets (`metadata[plan]` → `metadata`, `plan`), the
+/// segments borrowed from the name.
+struct KeyPath<'k> {
+    segments: [&'k str; MAX_DEPTH + 1],
+    len: usize,
+}
+
+impl<'k> KeyPath<'k> {
+    fn split(key: &'k str) -> Result<Self, ApiError> {
+        let malformed = || ApiError::invalid(format!("Invalid parameter name: {key}"));
+        let (head, mut rest) = match key.find('[') {
+            Some(index) => (&key[..index], &key[index..]),
+            None => (key, ""),
         };
-        let Some(close) = inner.find(']') else {
-            return Err(malformed());
-        };
-        let segment = &inner[..close];
-        if segment.contains('[') {
+        if head.is_empty() {
             return Err(malformed());
         }
-        path.push(segment.to_owned());
-        rest = &inner[close + 1..];
+        let mut path = Self {
+            segments: [""; MAX_DEPTH + 1],
+            len: 1,
+        };
+        path.segments[0] = head;
+        while !rest.is_empty() {
+            if path.len > MAX_DEPTH {
+                return Err(ApiError::invalid(format!(
+                    "Invalid parameter name: {key} (nested more than {MAX_DEPTH} levels deep)"
+                )));
+            }
+            let Some(inner) = rest.strip_prefix('[') else {
+                return Err(malformed());
+            };
+            let Some(close) = inner.find(']') else {
+                return Err(malformed());
+            };
+            let segment = &inner[..close];
+            if segment.contains('[') {
+                return Err(malformed());
+            }
+            path.segments[path.len] = segment;
+            path.len += 1;
+            rest = &inner[close + 1..];
+        }
+        Ok(path)
     }
-    Ok(path)
+
+    fn segments(&self) -> &[&'k str] {
+        &self.segments[..self.len]
+    }
 }
 
 fn insert(
     fields: &mut BTreeMap<String, FormValue>,
     key: &str,
-    path: &[String],
+    path: &[&str],
     value: String,
 ) -> Result<(), ApiError> {
     let conflict = || {
@@ -316,17 +333,15 @@ fn insert(
     let (first, rest) = path.split_first().ok_or_else(conflict)?;
     match rest.split_first() {
         None => {
-            fields.insert(first.clone(), FormValue::Str(value));
+            fields.insert((*first).to_owned(), FormValue::Str(value));
             Ok(())
         }
-        Some((next, _)) if next.is_empty() => {
+        Some((&"", _)) => {
             if rest.len() > 1 {
                 // `a[][b]`: lists of hashes are not used by any operation here.
                 return Err(ApiError::invalid(format!("Invalid parameter name: {key}")));
             }
-            let entry = fields
-                .entry(first.clone())
-                .or_insert_with(|| FormValue::List(Vec::new()));
+            let entry = entry(fields, first, || FormValue::List(Vec::new()));
             match entry {
                 FormValue::List(items) => {
                     items.push(FormValue::Str(value));
@@ -336,9 +351,7 @@ fn insert(
             }
         }
         Some(_) => {
-            let entry = fields
-                .entry(first.clone())
-                .or_insert_with(|| FormValue::Map(BTreeMap::new()));
+            let entry = entry(fields, first, || FormValue::Map(BTreeMap::new()));
             if matches!(entry, FormValue::Str(existing) if existing.is_empty()) {
                 *entry = FormValue::Map(BTreeMap::new());
             }
@@ -348,6 +361,20 @@ fn insert(
             }
         }
     }
+}
+
+/// The value under `name`, made with `new` if there is none; the name is copied only then.
+fn entry<'f>(
+    fields: &'f mut BTreeMap<String, FormValue>,
+    name: &str,
+    new: impl FnOnce() -> FormValue,
+) -> &'f mut FormValue {
+    if !fields.contains_key(name) {
+        fields.insert(name.to_owned(), new());
+    }
+    fields
+        .get_mut(name)
+        .expect("a value is under the name: it was there or was just put there")
 }
 
 #[cfg(test)]
@@ -411,6 +438,23 @@ mod tests {
         assert!(Form::parse(b"[x]=1").is_err());
         let deep = format!("a{}=1", "[x]".repeat(100_000));
         assert!(Form::parse(deep.as_bytes()).is_err());
+        let deepest = format!("a{}=1", "[x]".repeat(MAX_DEPTH));
+        let mut nested = Form::parse(deepest.as_bytes())
+            .expect("nested as deep as allowed")
+            .hash("a")
+            .unwrap()
+            .expect("the top level");
+        for _ in 0..MAX_DEPTH - 1 {
+            nested = nested.hash("x").unwrap().expect("a level");
+        }
+        assert_eq!(nested.string("x").unwrap().as_deref(), Some("1"));
+        let too_deep = format!("a{}=1", "[x]".repeat(MAX_DEPTH + 1));
+        assert!(
+            Form::parse(too_deep.as_bytes())
+                .unwrap_err()
+                .message
+                .contains("nested more than 8 levels deep")
+        );
         assert!(
             Form::parse(b"amount=abc")
                 .unwrap()

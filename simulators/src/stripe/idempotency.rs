@@ -19,8 +19,8 @@ pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 pub(crate) struct StoredResponse {
     /// `POST /v1/...`.
     pub endpoint: String,
-    /// A digest of the parameters as first sent.
-    parameters: [u8; 32],
+    /// The parameters as first sent.
+    parameters: Parameters,
     pub status: u16,
     body: CompactJson,
     pub created: DateTime<Utc>,
@@ -36,9 +36,9 @@ impl StoredResponse {
             .map_or(self.endpoint.as_str(), |(_, path)| path)
     }
 
-    /// Whether `form` holds the parameters first sent.
-    pub fn same_parameters(&self, form: &Form) -> bool {
-        self.parameters == digest(form)
+    /// Whether these are the parameters first sent.
+    pub fn same_parameters(&self, parameters: &Parameters) -> bool {
+        self.parameters == *parameters
     }
 
     pub fn body(&self) -> CompactJson {
@@ -50,20 +50,27 @@ impl StoredResponse {
     }
 }
 
-/// A SHA-256 of the parameters (every name, value and nesting, in a fixed order).
-fn digest(form: &Form) -> [u8; 32] {
-    struct Sha(Sha256);
-    impl Hasher for Sha {
-        fn write(&mut self, bytes: &[u8]) {
-            self.0.update(bytes);
+/// What a request's parameters are, for telling a retry from another request under the
+/// same key: a SHA-256 of every name, value and nesting, in a fixed order. Taken before
+/// the operation consumes the form, so the form need not be kept whole beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parameters([u8; 32]);
+
+impl Parameters {
+    pub fn of(form: &Form) -> Self {
+        struct Sha(Sha256);
+        impl Hasher for Sha {
+            fn write(&mut self, bytes: &[u8]) {
+                self.0.update(bytes);
+            }
+            fn finish(&self) -> u64 {
+                0
+            }
         }
-        fn finish(&self) -> u64 {
-            0
-        }
+        let mut hasher = Sha(Sha256::new());
+        form.hash(&mut hasher);
+        Self(hasher.0.finalize().into())
     }
-    let mut hasher = Sha(Sha256::new());
-    form.hash(&mut hasher);
-    hasher.0.finalize().into()
 }
 
 /// The keys and their answers.
@@ -87,7 +94,7 @@ impl IdempotencyKeys {
         &mut self,
         key: String,
         endpoint: String,
-        form: &Form,
+        parameters: Parameters,
         status: u16,
         body: CompactJson,
         now: DateTime<Utc>,
@@ -98,7 +105,7 @@ impl IdempotencyKeys {
             key,
             StoredResponse {
                 endpoint,
-                parameters: digest(form),
+                parameters,
                 status,
                 body,
                 created: now,
@@ -145,14 +152,15 @@ mod tests {
 
     #[test]
     fn answers_live_a_day_and_are_then_forgotten() {
-        let form = Form::parse(b"amount=100&metadata[a]=1").unwrap();
-        let other = Form::parse(b"amount=100&metadata[a]=2").unwrap();
-        let same_reordered = Form::parse(b"metadata[a]=1&amount=100").unwrap();
+        let parameters = |body: &[u8]| Parameters::of(&Form::parse(body).unwrap());
+        let form = parameters(b"amount=100&metadata[a]=1");
+        let other = parameters(b"amount=100&metadata[a]=2");
+        let same_reordered = parameters(b"metadata[a]=1&amount=100");
         let mut keys = IdempotencyKeys::default();
         keys.insert(
             "sk:a".into(),
             "POST /v1/x".into(),
-            &form,
+            form,
             200,
             CompactJson::new(&json!({"id": "x"})),
             at(0),
@@ -160,7 +168,7 @@ mod tests {
         keys.insert(
             "sk:b".into(),
             "POST /v1/x".into(),
-            &form,
+            form,
             402,
             CompactJson::new(&json!({})),
             at(10),
@@ -177,7 +185,7 @@ mod tests {
         keys.insert(
             "sk:b".into(),
             "POST /v1/y".into(),
-            &form,
+            form,
             200,
             CompactJson::new(&json!({})),
             at(40),

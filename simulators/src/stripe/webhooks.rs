@@ -94,6 +94,9 @@ pub struct WebhookEndpoint {
     pub metadata: Metadata,
     pub status: &'static str,
     pub url: String,
+    /// `url`, parsed once for every delivery to it.
+    #[serde(skip)]
+    pub target: url::Url,
     /// Shown once, in the answer to the endpoint's creation.
     #[serde(skip)]
     pub secret: String,
@@ -352,10 +355,11 @@ pub struct OutgoingDelivery {
     pub event_type: String,
     pub webhook_endpoint: String,
     pub url: String,
+    pub target: url::Url,
     pub attempt: u32,
     pub attempted_at: DateTime<Utc>,
     /// The exact bytes signed.
-    pub payload: String,
+    pub payload: bytes::Bytes,
     pub signature: String,
 }
 
@@ -367,20 +371,18 @@ pub struct AttemptResult {
     pub response_body: Option<String>,
 }
 
-fn check_url(url: &str) -> Result<(), ApiError> {
-    let parsed = url::Url::parse(url).ok();
-    let usable = parsed.as_ref().is_some_and(|parsed| {
-        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
-    });
-    if usable {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "Invalid URL: {url}. The URL must be an absolute http:// or https:// URL."
-        ))
-        .with_code("url_invalid")
-        .with_param("url"))
-    }
+/// `url` parsed, if it is one deliveries can go to.
+fn check_url(url: &str) -> Result<url::Url, ApiError> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Invalid URL: {url}. The URL must be an absolute http:// or https:// URL."
+            ))
+            .with_code("url_invalid")
+            .with_param("url")
+        })
 }
 
 fn check_enabled_events(events: &[String]) -> Result<(), ApiError> {
@@ -437,7 +439,7 @@ impl Account {
         new: NewWebhookEndpoint,
         now: DateTime<Utc>,
     ) -> Result<WebhookEndpoint, ApiError> {
-        check_url(&new.url)?;
+        let target = check_url(&new.url)?;
         check_enabled_events(&new.enabled_events)?;
         if let Some(version) = &new.api_version {
             check_api_version(version)?;
@@ -460,6 +462,7 @@ impl Account {
             metadata: new.metadata,
             status: "enabled",
             url: new.url,
+            target,
             secret: new_secret(),
             seq,
         };
@@ -475,9 +478,7 @@ impl Account {
         update: WebhookEndpointUpdate,
     ) -> Result<WebhookEndpoint, ApiError> {
         self.webhook_endpoint(id)?;
-        if let Some(url) = &update.url {
-            check_url(url)?;
-        }
+        let target = update.url.as_deref().map(check_url).transpose()?;
         if let Some(events) = &update.enabled_events {
             check_enabled_events(events)?;
         }
@@ -486,8 +487,9 @@ impl Account {
             .endpoints
             .get_mut(id)
             .ok_or_else(|| ApiError::no_such("webhook endpoint", id, "id"))?;
-        if let Some(url) = update.url {
+        if let (Some(url), Some(target)) = (update.url, target) {
             endpoint.url = url;
+            endpoint.target = target;
         }
         if let Some(events) = update.enabled_events {
             endpoint.enabled_events = events;
@@ -693,9 +695,10 @@ impl Account {
                 event_type: delivery.event_type.clone(),
                 webhook_endpoint: endpoint.id.clone(),
                 url: endpoint.url.clone(),
+                target: endpoint.target.clone(),
                 attempt: u32::try_from(delivery.attempts.len() + 1).unwrap_or(u32::MAX),
                 attempted_at: now,
-                payload,
+                payload: payload.into(),
                 signature,
             });
             if let Some(delivery) = self.webhooks.deliveries.get_mut(&serial) {
