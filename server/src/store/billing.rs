@@ -811,18 +811,15 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
         let mut jobs: Vec<BillingJob> = Vec::new();
+        // Each statement takes the earliest unclaimed jobs, so every job of the scope due
+        // before the last one claimed is claimed now: the next statement starts after it
+        // rather than stepping over them again.
+        let mut last_claimed: Option<(i64, String)> = None;
         loop {
             let wanted = (limit - jobs.len() as i64).min(per_statement);
             if wanted <= 0 {
                 break;
             }
-            // Each statement takes the earliest unclaimed jobs, so every job of the scope
-            // due before the last one claimed is claimed now: the next statement starts
-            // there rather than stepping over them again.
-            let last_claimed = jobs
-                .iter()
-                .map(|job| (to_millis(job.due_at), job.subscription_id.as_str()))
-                .max();
             let mut next_parameter = 5;
             let in_scope = match scope {
                 JobScope::All => String::new(),
@@ -831,7 +828,7 @@ impl Store {
                     scope.condition(5)
                 }
             };
-            let after_last = match last_claimed {
+            let after_last = match &last_claimed {
                 None => String::new(),
                 Some(_) => {
                     let (due, subscription) = (next_parameter, next_parameter + 1);
@@ -856,18 +853,27 @@ impl Store {
             if let JobScope::Customer(customer_id) = scope {
                 query = query.bind(customer_id);
             }
-            if let Some((due, subscription)) = last_claimed {
-                query = query.bind(due).bind(subscription.to_owned());
+            if let Some((due, subscription)) = last_claimed.take() {
+                query = query.bind(due).bind(subscription);
             }
             let rows = query.fetch_all(&mut *tx).await?;
             let claimed = rows.len() as i64;
             for row in &rows {
-                jobs.push(BillingJob {
+                let job = BillingJob {
                     subscription_id: row.try_get("subscription_id")?,
                     period: row.try_get("period")?,
                     due_at: from_millis(row.try_get("due_at")?)?,
                     failed_attempts: row.try_get("failed_attempts")?,
-                });
+                };
+                // RETURNING keeps no order: the last is the latest (due, subscription).
+                let key = (to_millis(job.due_at), job.subscription_id.as_str());
+                if last_claimed
+                    .as_ref()
+                    .is_none_or(|(due, subscription)| key > (*due, subscription.as_str()))
+                {
+                    last_claimed = Some((key.0, key.1.to_owned()));
+                }
+                jobs.push(job);
             }
             if claimed < wanted {
                 break;
