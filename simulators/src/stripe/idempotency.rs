@@ -153,14 +153,14 @@ mod tests {
     #[test]
     fn answers_live_a_day_and_are_then_forgotten() {
         let parameters = |body: &[u8]| Parameters::of(&Form::parse(body).unwrap());
-        let form = parameters(b"amount=100&metadata[a]=1");
+        let sent = parameters(b"amount=100&metadata[a]=1");
         let other = parameters(b"amount=100&metadata[a]=2");
         let same_reordered = parameters(b"metadata[a]=1&amount=100");
         let mut keys = IdempotencyKeys::default();
         keys.insert(
             "sk:a".into(),
             "POST /v1/x".into(),
-            form,
+            sent,
             200,
             CompactJson::new(&json!({"id": "x"})),
             at(0),
@@ -168,7 +168,7 @@ mod tests {
         keys.insert(
             "sk:b".into(),
             "POST /v1/x".into(),
-            form,
+            sent,
             402,
             CompactJson::new(&json!({})),
             at(10),
@@ -185,7 +185,7 @@ mod tests {
         keys.insert(
             "sk:b".into(),
             "POST /v1/y".into(),
-            form,
+            sent,
             200,
             CompactJson::new(&json!({})),
             at(40),
