@@ -291,16 +291,24 @@ async fn renewals_follow_the_clock_and_a_refused_renewal_is_retried_until_it_rec
     app.stop().await;
 }
 
+/// More rows than one statement of the store reads or writes on SQLite (48).
+const MORE_THAN_ONE_STATEMENT: usize = 60;
+
+/// Alice, having bought `passes` monthly passes with a card that pays.
+async fn alice_with_monthly_passes(app: &TestApp, passes: usize) {
+    let shopper = alice(app).await;
+    for _ in 0..passes {
+        buy_monthly(app, &shopper, "pm_card_visa").await;
+    }
+}
+
 /// More subscriptions fall due at once than one statement of a billing batch reads or
 /// writes: every one renews exactly once, and the clock move answers only once all have.
 #[tokio::test]
 async fn a_billing_batch_larger_than_one_statement_renews_every_subscription_once() {
-    const PASSES: usize = 60;
+    const PASSES: usize = MORE_THAN_ONE_STATEMENT;
     let app = TestApp::start().await;
-    let shopper = alice(&app).await;
-    for _ in 0..PASSES {
-        buy_monthly(&app, &shopper, "pm_card_visa").await;
-    }
+    alice_with_monthly_passes(&app, PASSES).await;
     let due = through_next_renewal(&app).await;
 
     let shopper = alice(&app).await;
@@ -395,12 +403,9 @@ async fn a_claim_for_one_customer_takes_only_that_customers_due_jobs() {
 /// next, the earliest due first, and a job claimed is not claimed again.
 #[tokio::test]
 async fn a_claim_longer_than_one_statement_takes_each_due_job_once() {
-    const PASSES: usize = 60;
+    const PASSES: usize = MORE_THAN_ONE_STATEMENT;
     let app = TestApp::start().await;
-    let shopper = alice(&app).await;
-    for _ in 0..PASSES {
-        buy_monthly(&app, &shopper, "pm_card_visa").await;
-    }
+    alice_with_monthly_passes(&app, PASSES).await;
     let store = Store::open(&app.database_url).await.expect("the database");
     let later = app.server.clock.now() + chrono::Duration::days(40);
     let lease = later + chrono::Duration::minutes(2);

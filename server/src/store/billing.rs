@@ -815,27 +815,24 @@ impl Store {
         // before the last one claimed is claimed now: the next statement starts after it
         // rather than stepping over them again.
         let mut last_claimed: Option<(i64, String)> = None;
+        let in_scope = scope.condition(5);
+        // The continuation's two parameters come after the scope's customer, if any.
+        let (due, subscription) = match scope {
+            JobScope::All => (5, 6),
+            JobScope::Customer(_) => (6, 7),
+        };
+        let after_last = format!(
+            " AND due_at >= ${due} AND (due_at > ${due} OR subscription_id > ${subscription})"
+        );
         loop {
             let wanted = (limit - jobs.len() as i64).min(per_statement);
             if wanted <= 0 {
                 break;
             }
-            let mut next_parameter = 5;
-            let in_scope = match scope {
-                JobScope::All => String::new(),
-                JobScope::Customer(_) => {
-                    next_parameter += 1;
-                    scope.condition(5)
-                }
-            };
-            let after_last = match &last_claimed {
-                None => String::new(),
-                Some(_) => {
-                    let (due, subscription) = (next_parameter, next_parameter + 1);
-                    format!(
-                        " AND due_at >= ${due} AND (due_at > ${due} OR subscription_id > ${subscription})"
-                    )
-                }
+            let after_last = if last_claimed.is_some() {
+                after_last.as_str()
+            } else {
+                ""
             };
             let sql = format!(
                 "UPDATE billing_jobs SET claimed_by = $1, claimed_until = $3, updated_at = $2 \
