@@ -543,6 +543,12 @@ impl Store {
     /// The rows `select` (ending in `IN`) finds for these keys.
     async fn rows_with_keys(&self, select: &str, keys: &[&str]) -> Result<Vec<AnyRow>, StoreError> {
         let mut rows = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(rows);
+        }
+        // One connection for every chunk: sqlx tests a connection each time it goes back to
+        // the pool, which on SQLite is a round trip to the connection's thread.
+        let mut connection = self.pool.acquire().await?;
         for chunk in keys.chunks(ROWS_PER_RESULT) {
             let keys = self.placeholders().list(chunk.len());
             let sql = format!("{select} ({keys})");
@@ -550,7 +556,7 @@ impl Store {
             for key in chunk {
                 query = query.bind(*key);
             }
-            rows.extend(query.fetch_all(&self.pool).await?);
+            rows.extend(query.fetch_all(&mut *connection).await?);
         }
         Ok(rows)
     }
