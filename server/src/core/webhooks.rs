@@ -89,28 +89,10 @@ impl Core {
             // write per renewal off the single writer.
             return Ok(WebhookOutcome::Applied);
         }
-        let outcome = match &event.object {
-            EventObject::PaymentIntent(intent) => {
-                let intent = self.fresh_payment_intent(&intent.id).await?;
-                self.settle_payment_intent(&intent, Some(&event.id)).await?;
-                WebhookOutcome::Applied
-            }
-            EventObject::SetupIntent(intent) => {
-                let intent = stripe.setup_intent(&intent.id).await.map_err(|error| {
-                    CoreError::ProviderUnavailable {
-                        provider: "Stripe",
-                        detail: error.to_string(),
-                    }
-                })?;
-                self.settle_setup_intent(&intent).await?;
-                WebhookOutcome::Applied
-            }
-            EventObject::Charge(charge) if event.event_type == "charge.refunded" => {
-                self.settle_refunds(&charge.id).await?;
-                WebhookOutcome::Applied
-            }
-            EventObject::Charge(_) | EventObject::Other => WebhookOutcome::Ignored,
-        };
+        // Boxed: a few kilobytes of state that only this path needs, which the usual event
+        // (a renewal in hand) would otherwise carry, and every layer of the HTTP server
+        // copy, on each delivery.
+        let outcome = Box::pin(self.apply_stripe_event(&event)).await?;
         self.store
             .remember_event(
                 PaymentProvider::Stripe,
@@ -121,6 +103,34 @@ impl Core {
             .await
             .map_err(CoreError::from)?;
         Ok(outcome)
+    }
+
+    /// Acts on an event by what Stripe says now of the object it names.
+    async fn apply_stripe_event(&self, event: &Event) -> Result<WebhookOutcome, CoreError> {
+        Ok(match &event.object {
+            EventObject::PaymentIntent(intent) => {
+                let intent = self.fresh_payment_intent(&intent.id).await?;
+                self.settle_payment_intent(&intent, Some(&event.id)).await?;
+                WebhookOutcome::Applied
+            }
+            EventObject::SetupIntent(intent) => {
+                let intent = self
+                    .stripe()?
+                    .setup_intent(&intent.id)
+                    .await
+                    .map_err(|error| CoreError::ProviderUnavailable {
+                        provider: "Stripe",
+                        detail: error.to_string(),
+                    })?;
+                self.settle_setup_intent(&intent).await?;
+                WebhookOutcome::Applied
+            }
+            EventObject::Charge(charge) if event.event_type == "charge.refunded" => {
+                self.settle_refunds(&charge.id).await?;
+                WebhookOutcome::Applied
+            }
+            EventObject::Charge(_) | EventObject::Other => WebhookOutcome::Ignored,
+        })
     }
 
     async fn fresh_payment_intent(&self, id: &str) -> Result<PaymentIntent, CoreError> {
