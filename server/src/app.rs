@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use http_body_util::BodyExt;
 use poem::http::StatusCode;
 use poem::middleware::{RequestId, ReuseId};
 use poem::web::Json;
@@ -45,14 +46,20 @@ async fn limit_body<E: Endpoint>(next: E, mut request: Request) -> poem::Result<
             StatusCode::PAYLOAD_TOO_LARGE,
         ));
     }
-    let body = request.take_body();
-    let bytes = body.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|_| {
-        poem::Error::from_string(
-            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            StatusCode::PAYLOAD_TOO_LARGE,
-        )
-    })?;
-    request.set_body(bytes);
+    // Collected as the chunks it came in (a webhook's one chunk is kept as it is), where
+    // poem's `into_bytes_limit` copies it through a 4 KiB buffer that every layer above
+    // this one would then carry and copy in its own state.
+    let body: http_body_util::combinators::BoxBody<_, _> = request.take_body().into();
+    let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            poem::Error::from_string(
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            )
+        })?;
+    request.set_body(bytes.to_bytes());
     Ok(next.call(request).await?.into_response())
 }
 

@@ -233,6 +233,64 @@ async fn redirects_stay_on_this_host_or_an_allowed_one() {
     app.stop().await;
 }
 
+/// A PATCH of the account whose body is sent in these chunks (`Transfer-Encoding: chunked`,
+/// so no length is announced), over a raw connection: the status and the JSON answer.
+async fn patch_in_chunks(app: &TestApp, session: &str, chunks: Vec<Vec<u8>>) -> (u16, Value) {
+    let address = app.server.base_url.trim_start_matches("http://").to_owned();
+    let path = format!("/cloudpay/api/v1/account?apisessionid={session}");
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).expect("reachable");
+        let mut request = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        for chunk in chunks {
+            request.extend(format!("{:x}\r\n", chunk.len()).bytes());
+            request.extend(chunk);
+            request.extend(b"\r\n");
+        }
+        request.extend(b"0\r\n\r\n");
+        // The server may answer and close before it has read an oversize body whole.
+        let _ = stream.write_all(&request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|status| status.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .and_then(|(_, body)| serde_json::from_str(body).ok())
+            .unwrap_or(Value::Null);
+        (status, body)
+    })
+    .await
+    .expect("the request ran")
+}
+
+#[tokio::test]
+async fn a_body_without_a_length_is_read_whole_and_limited_as_it_arrives() {
+    let app = TestApp::start().await;
+    let token = app.alice_token().await;
+    let (_, started) = app.start_session(&token).await;
+    let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
+
+    let (status, error) = patch_in_chunks(&app, &session, vec![vec![b' '; 64 * 1024]; 5]).await;
+    assert_eq!(status, 413, "{error}");
+    assert_error_shape(413, &error);
+
+    let body = json!({ "FirstName": "Chunked" }).to_string().into_bytes();
+    let chunks = body.chunks(5).map(<[u8]>::to_vec).collect();
+    let (status, updated) = patch_in_chunks(&app, &session, chunks).await;
+    assert_eq!(status, 202, "{updated}");
+    assert_eq!(updated["FirstName"], "Chunked", "every chunk was read");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_unread_oversize_body_closes_the_connection() {
     let app = TestApp::start().await;
