@@ -5,6 +5,12 @@ mod common;
 use common::{TestApp, assert_error_shape};
 use serde_json::{Value, json};
 
+/// A CloudPay session id for the test user Alice.
+async fn alice_session(app: &TestApp) -> String {
+    let (_, started) = app.start_session(&app.alice_token().await).await;
+    started["AuthenticationToken"].as_str().unwrap().to_owned()
+}
+
 async fn patch(app: &TestApp, session: &str, body: String) -> (u16, Value) {
     let response = app
         .http
@@ -21,9 +27,7 @@ async fn patch(app: &TestApp, session: &str, body: String) -> (u16, Value) {
 #[tokio::test]
 async fn refused_account_updates_change_nothing() {
     let app = TestApp::start().await;
-    let token = app.alice_token().await;
-    let (_, started) = app.start_session(&token).await;
-    let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
+    let session = alice_session(&app).await;
     let (_, before) = app
         .get(&format!("/cloudpay/api/v1/account?apisessionid={session}"))
         .await;
@@ -187,8 +191,7 @@ async fn geo_restricted_packages_need_a_listed_location() {
 #[tokio::test]
 async fn redirects_stay_on_this_host_or_an_allowed_one() {
     let app = TestApp::start().await;
-    let (_, started) = app.start_session(&app.alice_token().await).await;
-    let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
+    let session = alice_session(&app).await;
     let set_cookie = |callback: &str| {
         format!("/cloudpay/api/v1/session/setcookie/{session}?callbackurl={callback}")
     };
@@ -275,9 +278,7 @@ async fn patch_in_chunks(app: &TestApp, session: &str, chunks: Vec<Vec<u8>>) -> 
 #[tokio::test]
 async fn a_body_without_a_length_is_read_whole_and_limited_as_it_arrives() {
     let app = TestApp::start().await;
-    let token = app.alice_token().await;
-    let (_, started) = app.start_session(&token).await;
-    let session = started["AuthenticationToken"].as_str().unwrap().to_owned();
+    let session = alice_session(&app).await;
 
     let (status, error) = patch_in_chunks(&app, &session, vec![vec![b' '; 64 * 1024]; 5]).await;
     assert_eq!(status, 413, "{error}");
