@@ -306,15 +306,14 @@ async fn alice_with_monthly_passes(app: &TestApp, passes: usize) {
 /// writes: every one renews exactly once, and the clock move answers only once all have.
 #[tokio::test]
 async fn a_billing_batch_larger_than_one_statement_renews_every_subscription_once() {
-    const PASSES: usize = MORE_THAN_ONE_STATEMENT;
     let app = TestApp::start().await;
-    alice_with_monthly_passes(&app, PASSES).await;
+    alice_with_monthly_passes(&app, MORE_THAN_ONE_STATEMENT).await;
     let due = through_next_renewal(&app).await;
 
     let shopper = alice(&app).await;
     let view = account(&app, &shopper).await;
     let subscriptions = view["Subscriptions"].as_array().expect("subscriptions");
-    assert_eq!(subscriptions.len(), PASSES);
+    assert_eq!(subscriptions.len(), MORE_THAN_ONE_STATEMENT);
     for subscription in subscriptions {
         assert!(
             renewal_date_of(subscription) > due + chrono::Duration::days(27),
@@ -325,7 +324,7 @@ async fn a_billing_batch_larger_than_one_statement_renews_every_subscription_onc
     history.extend(transactions_page(&app, &shopper, 2).await);
     assert_eq!(
         history.len(),
-        2 * PASSES,
+        2 * MORE_THAN_ONE_STATEMENT,
         "each purchase and one renewal of it"
     );
     assert!(history.iter().all(|entry| entry["Status"] == 1));
@@ -403,9 +402,8 @@ async fn a_claim_for_one_customer_takes_only_that_customers_due_jobs() {
 /// next, the earliest due first, and a job claimed is not claimed again.
 #[tokio::test]
 async fn a_claim_longer_than_one_statement_takes_each_due_job_once() {
-    const PASSES: usize = MORE_THAN_ONE_STATEMENT;
     let app = TestApp::start().await;
-    alice_with_monthly_passes(&app, PASSES).await;
+    alice_with_monthly_passes(&app, MORE_THAN_ONE_STATEMENT).await;
     let store = Store::open(&app.database_url).await.expect("the database");
     let later = app.server.clock.now() + chrono::Duration::days(40);
     let lease = later + chrono::Duration::minutes(2);
@@ -413,7 +411,10 @@ async fn a_claim_longer_than_one_statement_takes_each_due_job_once() {
 
     let first = claim(50).await.expect("claim");
     let second = claim(50).await.expect("claim");
-    assert_eq!((first.len(), second.len()), (50, PASSES - 50));
+    assert_eq!(
+        (first.len(), second.len()),
+        (50, MORE_THAN_ONE_STATEMENT - 50)
+    );
     assert!(claim(50).await.expect("claim").is_empty(), "all leased now");
     let latest_first = first.iter().map(|job| job.due_at).max();
     let earliest_second = second.iter().map(|job| job.due_at).min();
@@ -425,7 +426,7 @@ async fn a_claim_longer_than_one_statement_takes_each_due_job_once() {
         .collect();
     claimed.sort_unstable();
     claimed.dedup();
-    assert_eq!(claimed.len(), PASSES, "each job once");
+    assert_eq!(claimed.len(), MORE_THAN_ONE_STATEMENT, "each job once");
     app.stop().await;
 }
 
