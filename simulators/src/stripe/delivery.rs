@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use poem_openapi::Object;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -79,9 +80,11 @@ fn is_under_origin(url: &str, origin: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
 }
 
+/// POSTs one attempt, signed at `now`: the moment it is sent.
 async fn post(
     client: Result<reqwest::Client, String>,
     delivery: &OutgoingDelivery,
+    now: DateTime<Utc>,
 ) -> AttemptResult {
     let client = match client {
         Ok(client) => client,
@@ -95,7 +98,7 @@ async fn post(
     let sent = client
         .post(delivery.target.clone())
         .header("content-type", "application/json; charset=utf-8")
-        .header("stripe-signature", &delivery.signature)
+        .header("stripe-signature", delivery.signature_at(now))
         .body(delivery.payload.clone())
         .send()
         .await;
@@ -200,8 +203,8 @@ impl StripeSimulator {
                         .as_ref()
                         .map(|clients| clients.for_url(&delivery.url).clone())
                         .map_err(Clone::clone);
-                    let delivery = delivery.clone();
-                    async move { post(client, &delivery).await }
+                    let (delivery, simulator) = (delivery.clone(), simulator.clone());
+                    async move { post(client, &delivery, simulator.now()).await }
                 })
                 .collect();
             let results = crate::delivery::send_all(sends).await;
@@ -226,7 +229,66 @@ impl StripeSimulator {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
     use super::is_under_origin;
+    use crate::stripe::webhooks::{Due, signature_header};
+    use crate::stripe::{StripeConfig, StripeSimulator};
+
+    #[tokio::test]
+    async fn an_attempt_is_signed_when_it_is_sent_not_when_it_was_handed_out() {
+        // A receiver judges a signature's age by its own clock: a delivery handed out
+        // before the clock moved a month and sent after it must carry the later time.
+        let handed_out_at = DateTime::parse_from_rfc3339("2026-01-31T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let clock = Arc::new(Mutex::new(handed_out_at));
+        let time = clock.clone();
+        let simulator = StripeSimulator::new(
+            StripeConfig {
+                public_base_url: "http://127.0.0.1:9/sim/stripe".into(),
+                secret_key: "sk_test_signed_when_sent".into(),
+                publishable_key: "pk_test_signed_when_sent".into(),
+                local_webhooks: None,
+            },
+            Arc::new(move || *time.lock().expect("clock")),
+        )
+        .expect("simulator");
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&receiver)
+            .await;
+        let endpoint = simulator
+            .register_webhook_endpoint(&format!("{}/hook", receiver.uri()), &["*"])
+            .expect("endpoint");
+        let due = {
+            let mut shared = simulator.lock();
+            shared.account.record_event(
+                "customer.created",
+                &serde_json::json!({ "id": "cus_signed_when_sent", "object": "customer" }),
+                handed_out_at,
+            );
+            shared.account.claim_due_deliveries(handed_out_at, Due::All)
+        };
+        assert_eq!(due.len(), 1);
+
+        let sent_at = handed_out_at + TimeDelta::days(31);
+        *clock.lock().expect("clock") = sent_at;
+        let attempts = simulator.start_sending(due).await.expect("sent");
+        assert_eq!(attempts[0].status_code, Some(200));
+
+        let requests = receiver.received_requests().await.expect("recording");
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            requests[0].headers["stripe-signature"],
+            signature_header(&endpoint.secret, sent_at.timestamp(), &requests[0].body).as_str()
+        );
+    }
 
     #[test]
     fn only_the_hosts_own_origin_goes_over_its_socket() {

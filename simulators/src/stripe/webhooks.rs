@@ -8,7 +8,8 @@
 //!
 //! The body of a delivery is the event as `GET /v1/events/{id}` shows it at the time of the
 //! attempt (rendered with the endpoint's `api_version`), signed as Stripe signs it
-//! ([`signature_header`]).
+//! ([`signature_header`]) when it is sent, not when it was handed out: a receiver judges a
+//! signature's age by its own clock, and the host's clock may move in between.
 //!
 //! Pending deliveries wait in a queue ordered by when they are due, so a round of
 //! deliveries reads only what is due; each event knows its deliveries. Settled deliveries
@@ -56,12 +57,12 @@ pub fn retry_delay(failures: u32) -> TimeDelta {
 
 /// `Stripe-Signature`: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<payload>">`, keyed
 /// with the whole `whsec_…` string, exactly as Stripe's libraries verify it.
-pub fn signature_header(secret: &str, timestamp: i64, payload: &str) -> String {
+pub fn signature_header(secret: &str, timestamp: i64, payload: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
-    mac.update(payload.as_bytes());
+    mac.update(payload);
     let signature = hex::encode(mac.finalize().into_bytes());
     format!("t={timestamp},v1={signature}")
 }
@@ -345,7 +346,7 @@ impl Due<'_> {
     }
 }
 
-/// A delivery handed out to be sent: where, what, and how it is signed.
+/// A delivery handed out to be sent: where, what, and the key it is signed with.
 #[derive(Debug, Clone)]
 pub struct OutgoingDelivery {
     /// Where the account keeps it.
@@ -360,7 +361,15 @@ pub struct OutgoingDelivery {
     pub attempted_at: DateTime<Utc>,
     /// The exact bytes signed.
     pub payload: bytes::Bytes,
-    pub signature: String,
+    /// The endpoint's `whsec_…`.
+    secret: String,
+}
+
+impl OutgoingDelivery {
+    /// `Stripe-Signature` for sending this attempt at `now`.
+    pub fn signature_at(&self, now: DateTime<Utc>) -> String {
+        signature_header(&self.secret, now.timestamp(), &self.payload)
+    }
 }
 
 /// What the endpoint did with an attempt.
@@ -687,7 +696,6 @@ impl Account {
                 continue;
             }
             let payload = delivery_payload(event, endpoint.api_version.as_deref());
-            let signature = signature_header(&endpoint.secret, now.timestamp(), &payload);
             outgoing.push(OutgoingDelivery {
                 serial,
                 delivery: delivery.id.clone(),
@@ -699,7 +707,7 @@ impl Account {
                 attempt: u32::try_from(delivery.attempts.len() + 1).unwrap_or(u32::MAX),
                 attempted_at: now,
                 payload: payload.into(),
-                signature,
+                secret: endpoint.secret.clone(),
             });
             if let Some(delivery) = self.webhooks.deliveries.get_mut(&serial) {
                 delivery.state = WebhookDeliveryState::InFlight;
@@ -858,7 +866,7 @@ mod tests {
     fn signatures_follow_stripes_scheme() {
         // Computed with Python's hmac module over "1700000000.{\"id\":\"evt_1\"}".
         assert_eq!(
-            signature_header("whsec_test", 1_700_000_000, r#"{"id":"evt_1"}"#),
+            signature_header("whsec_test", 1_700_000_000, br#"{"id":"evt_1"}"#),
             "t=1700000000,v1=c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925"
         );
     }
