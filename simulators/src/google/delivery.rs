@@ -195,13 +195,15 @@ impl GoogleSimulator {
                 .iter()
                 .cloned()
                 .map(|push| {
-                    let client = client.clone();
-                    let id_token = push
-                        .oidc
-                        .as_ref()
-                        .map(|identity| simulator.id_token(identity, push.attempted_at))
-                        .transpose();
+                    let (client, simulator) = (client.clone(), simulator.clone());
                     async move {
+                        // Minted as it is sent, not when it was handed out: the receiver
+                        // checks `exp` against a clock that may have moved in between.
+                        let id_token = push
+                            .oidc
+                            .as_ref()
+                            .map(|identity| simulator.id_token(identity, simulator.now()))
+                            .transpose();
                         match (client, id_token) {
                             (Err(error), _) => failed(format!("no HTTP client: {error}")),
                             (_, Err(error)) => failed(error),

@@ -199,15 +199,17 @@ impl RokuSimulator {
                 .iter()
                 .cloned()
                 .map(|push| {
-                    let client = client.clone();
-                    let body = if push.target.signed {
-                        simulator
-                            .signed_body(&push, push.attempted_at)
-                            .map(|jws| ("text/plain", jws))
-                    } else {
-                        Ok(("application/json", push.json.clone()))
-                    };
+                    let (client, simulator) = (client.clone(), simulator.clone());
                     async move {
+                        // Signed as it is sent, not when it was handed out: the receiver
+                        // checks `exp` against a clock that may have moved in between.
+                        let body = if push.target.signed {
+                            simulator
+                                .signed_body(&push, simulator.now())
+                                .map(|jws| ("text/plain", jws))
+                        } else {
+                            Ok(("application/json", push.json.clone()))
+                        };
                         match (client, body) {
                             (Err(error), _) => failed(format!("no HTTP client: {error}")),
                             (_, Err(error)) => failed(error),
